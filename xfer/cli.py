@@ -1,0 +1,187 @@
+"""The `xfer` command line: plan, run, job run, aggregate, config push (and the cluster commands).
+
+User mistakes print one line, `xfer: error: ...`, and exit 2; a job preempted by SIGTERM exits 75 after
+committing a checkpoint; a run with failed jobs exits 1 after the aggregate has reported what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from xfer.errors import Preempted, XferError
+
+EXIT_USAGE, EXIT_FAILED = 2, 1
+
+
+def _store_uri(args, config) -> str:
+    return getattr(args, "store", None) or os.environ.get("XFER_STORE") or config.store
+
+
+def _load(args):
+    from xfer import config as configs
+    from xfer.plan import build_plan
+
+    config, sha = configs.load(args.config)
+    return config, build_plan(config, sha)
+
+
+def _context(args, config, plan, report_dir=None, on_progress=None):
+    from xfer.context import JobContext
+    from xfer.store import open_store
+
+    return JobContext(config, plan, open_store(_store_uri(args, config)), Path(args.work), report_dir, on_progress)
+
+
+def cmd_plan(args) -> int:
+    _, plan = _load(args)
+    if args.stages_out:
+        from xfer.plan import STAGES
+
+        out = Path(args.stages_out)
+        out.mkdir(parents=True, exist_ok=True)
+        for stage in STAGES:
+            (out / f"{stage}.json").write_text(json.dumps([job.id for job in plan.stage(stage)]))
+    json.dump(plan.to_json(), sys.stdout, indent=1)
+    print()
+    return 0
+
+
+def _print_report(summary: dict, report_dir: Path) -> None:
+    from xfer.report import format_table
+
+    print(format_table(summary))
+    print(f"report: {report_dir}/ (results.csv, summary.md, summary.json, plot.png)")
+
+
+def cmd_run(args) -> int:
+    from xfer.runner import LocalRunner, summary_line
+    from xfer.store import open_store
+
+    config, plan = _load(args)
+    report_dir = Path(args.out or f"reports/{config.name}")
+    store = open_store(_store_uri(args, config))
+    runner = LocalRunner(plan, config, store, Path(args.work), report_dir, workers=args.workers)
+    outcomes = runner.run()
+    failed = [o for o in outcomes if o.status in ("failed", "blocked")]
+    if (report_dir / "summary.json").is_file():
+        _print_report(json.loads((report_dir / "summary.json").read_text()), report_dir)
+    print(f"jobs: {summary_line(outcomes)}")
+    for outcome in failed:
+        print(f"  {outcome.status}: {outcome.job.label} ({outcome.job.id}): {outcome.reason}")
+    return EXIT_FAILED if failed else 0
+
+
+def cmd_job_run(args) -> int:
+    from xfer.runner import run_job
+
+    config, plan = _load(args)
+    job = plan.by_id.get(args.job_id)
+    if job is None:
+        raise XferError(f"job {args.job_id!r} is not in the plan of {args.config}")
+    report_dir = Path(args.out) if args.out else None
+    outcome = run_job(job, _context(args, config, plan, report_dir))
+    print(f"{outcome.status}: {job.label} ({job.id})" + (f": {outcome.reason}" if outcome.reason else ""))
+    return EXIT_FAILED if outcome.status == "failed" else 0
+
+
+def cmd_aggregate(args) -> int:
+    import jobs.aggregate
+
+    config, plan = _load(args)
+    report_dir = Path(args.out or f"reports/{config.name}")
+    summary = jobs.aggregate.run(plan.stage("aggregate")[0], _context(args, config, plan, report_dir))
+    _print_report(summary, report_dir)
+    return 0
+
+
+def cmd_config_push(args) -> int:
+    from xfer import config as configs
+    from xfer.store import open_store
+
+    config, sha = configs.load(args.config)
+    store = open_store(_store_uri(args, config))
+    text = Path(args.config).read_bytes() if "://" not in args.config else None
+    key = f"configs/{sha}.yaml"
+    if text is not None:
+        store.put_bytes(key, text)
+    print(f"{store.uri.rstrip('/')}/{key}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="xfer", description=__doc__.splitlines()[0])
+    top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def with_config(p, positional=True):
+        if positional:
+            p.add_argument("config", help="sweep config: a YAML path or a store URI")
+        p.add_argument("--store", help="store URI (overrides the config and $XFER_STORE)")
+        p.add_argument("--work", default=os.environ.get("XFER_WORK", ".xfer/work"), help="local scratch folder")
+        return p
+
+    p = with_config(sub.add_parser("plan", help="print the jobs of a sweep as JSON"))
+    p.add_argument("--stages-out", metavar="DIR", help="also write DIR/<stage>.json id lists (for Argo)")
+    p.set_defaults(func=cmd_plan)
+
+    p = with_config(sub.add_parser("run", help="run a whole sweep on this machine"))
+    p.add_argument("--workers", type=int, default=int(os.environ.get("XFER_WORKERS", 1)))
+    p.add_argument("--out", help="report folder (default reports/<name>)")
+    p.set_defaults(func=cmd_run)
+
+    job = sub.add_parser("job", help="run one job of a plan").add_subparsers(dest="job_command", required=True)
+    p = with_config(job.add_parser("run", help="run one job by id"), positional=False)
+    p.add_argument("job_id")
+    p.add_argument("--config", required=True, help="sweep config: a YAML path or a store URI")
+    p.add_argument("--out", help="aggregate only: local report folder")
+    p.set_defaults(func=cmd_job_run)
+
+    p = with_config(sub.add_parser("aggregate", help="write the report from the results in the store"))
+    p.add_argument("--out", help="report folder (default reports/<name>)")
+    p.set_defaults(func=cmd_aggregate)
+
+    cfg = sub.add_parser("config", help="configs in the store").add_subparsers(dest="config_command",
+                                                                               required=True)
+    p = with_config(cfg.add_parser("push", help="upload a config to <store>/configs/<sha256>.yaml"))
+    p.set_defaults(func=cmd_config_push)
+
+    try:
+        from xfer import cluster
+    except ImportError:
+        cluster = None
+    if cluster is not None:
+        cluster.add_commands(sub)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        from rich.logging import RichHandler
+
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
+                            handlers=[RichHandler(show_path=False, console=None)])
+    except ImportError:  # pragma: no cover
+        logging.basicConfig(level=logging.INFO)
+    for noisy in ("httpx", "botocore", "urllib3", "datasets", "filelock", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except XferError as exc:
+        print(f"xfer: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Preempted as exc:
+        print(f"xfer: preempted: {exc}", file=sys.stderr)
+        return Preempted.exit_code
+    except KeyboardInterrupt:
+        print("xfer: interrupted; committed outputs and checkpoints are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

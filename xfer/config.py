@@ -1,0 +1,231 @@
+"""Sweep configs: a YAML file validated on load into a `SweepConfig`.
+
+Every mistake (malformed YAML, a missing or misspelled field, an unknown task or language, a negative
+budget) is reported before any work starts, as one `XferError` line naming the file, the field and the value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from xfer import tasks
+from xfer.errors import XferError
+from xfer.languages import LOW_RESOURCE_PRESETS
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Hparams(Strict):
+    """Optimisation settings of one phase. Target-phase defaults follow the XTREME/jiant baselines."""
+
+    lr: float = Field(1e-5, gt=0)
+    batch_size: int = Field(32, gt=0)
+    grad_accum: int = Field(1, gt=0)
+    max_length: int = Field(256, ge=16)
+    warmup: float = Field(0.1, ge=0, lt=1, description="fraction of the steps with linear warm-up")
+    weight_decay: float = Field(0.01, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    adam_eps: float = Field(1e-8, gt=0)
+    epochs: float | None = Field(None, gt=0, description="target phase: epochs (default: the task's)")
+    max_steps: int | None = Field(None, gt=0, description="target phase: cap on optimizer steps")
+    doc_stride: int = Field(128, gt=0)
+    eval_batch_size: int = Field(64, gt=0)
+
+
+HPARAM_FIELDS = set(Hparams.model_fields)
+
+
+def _check_hparam_overrides(value: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(value) - HPARAM_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown hyperparameter {unknown[0]!r} (known: {', '.join(sorted(HPARAM_FIELDS))})")
+    Hparams(**value)  # type and range checks
+    return value
+
+
+class TinyModel(Strict):
+    """A small XLM-R-architecture model built from scratch (the offline demo): tokenizer trained with
+    `tokenizers` on the bundled text, weights initialised from `seed`, optionally MLM-pretrained briefly."""
+
+    vocab_size: int = Field(3000, ge=300)
+    hidden_size: int = Field(64, gt=0)
+    num_layers: int = Field(2, gt=0)
+    num_heads: int = Field(4, gt=0)
+    intermediate_size: int = Field(128, gt=0)
+    max_position: int = Field(514, ge=64)
+    pretrain_steps: int = Field(0, ge=0)
+    pretrain_lr: float = Field(5e-4, gt=0)
+    seed: int = 0
+
+
+class ModelSpec(Strict):
+    name: str | None = Field(None, description="Hugging Face model id or local folder")
+    revision: str | None = None
+    build: TinyModel | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        if (self.name is None) == (self.build is None):
+            raise ValueError("give exactly one of 'name' (a Hub id or local folder) or 'build'")
+        return self
+
+
+def _intermediate_task(name: str) -> str:
+    task = tasks.TASKS.get(name)
+    if task is None or not task.intermediate:
+        known = sorted(t.name for t in tasks.TASKS.values() if t.intermediate)
+        raise ValueError(f"unknown intermediate task {name!r} (known: {', '.join(known)})")
+    return name
+
+
+def _budget(budget: int) -> int:
+    if budget < 0:
+        raise ValueError(f"budget {budget} is negative (0 means no intermediate phase)")
+    return budget
+
+
+def _unique(values: list) -> list:
+    if len(set(values)) != len(values):
+        raise ValueError("a value is listed twice")
+    return values
+
+
+class Intermediate(Strict):
+    tasks: Annotated[list[Annotated[str, AfterValidator(_intermediate_task)]], AfterValidator(_unique)] = Field(
+        min_length=1)
+    budgets: Annotated[list[Annotated[int, AfterValidator(_budget)]], AfterValidator(_unique)] = Field(
+        min_length=1, description="optimizer steps; 0 = no intermediate phase")
+    hparams: Hparams = Hparams()
+    checkpoint_every: int = Field(500, gt=0)
+
+
+class Target(Strict):
+    languages: list[str] | None = Field(None, description="default: XTREME's languages for the task")
+    hparams: dict[str, Any] = Field(default_factory=dict)
+    layer: int | None = Field(None, ge=0, description="retrieval: hidden layer to mean-pool (default 14)")
+
+    _hparams = field_validator("hparams")(classmethod(lambda cls, v: _check_hparam_overrides(v)))
+
+
+class SweepConfig(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    model: ModelSpec
+    data: str = Field("hub", description="'hub', 'bundled', or a folder mirroring the Hub layout")
+    intermediate: Intermediate
+    targets: dict[str, Target] = Field(min_length=1)
+    target_hparams: dict[str, Any] = Field(default_factory=dict, description="overrides for every target task")
+    seeds: Annotated[list[int], AfterValidator(_unique)] = Field([1], min_length=1)
+    store: str = "file://.xfer/store"
+    low_resource: str | list[str] = "panx-1k"
+    retrieval_layer: int = Field(14, ge=0)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+
+    _target_hparams = field_validator("target_hparams")(classmethod(lambda cls, v: _check_hparam_overrides(v)))
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, targets: dict[str, Target]) -> dict[str, Target]:
+        for name, target in targets.items():
+            task = tasks.TASKS.get(name)
+            if task is None or not task.target:
+                known = sorted(t.name for t in tasks.TASKS.values() if t.target)
+                raise ValueError(f"unknown target task {name!r} (known: {', '.join(known)})")
+            for i, lang in enumerate(target.languages or ()):
+                if lang not in task.languages:
+                    raise ValueError(f"{name}.languages[{i}]: {lang!r} is not a language of {name} "
+                                     f"(XTREME's: {' '.join(task.languages)})")
+        return targets
+
+    @field_validator("low_resource")
+    @classmethod
+    def _low_resource(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, str) and value not in LOW_RESOURCE_PRESETS:
+            raise ValueError(f"unknown preset {value!r} (presets: {', '.join(LOW_RESOURCE_PRESETS)}; "
+                             f"or give a list of language codes)")
+        return value
+
+    # ---- derived views ----
+    def languages(self, target: str) -> tuple[str, ...]:
+        chosen = self.targets[target].languages
+        return tuple(chosen) if chosen else tasks.get(target).languages
+
+    def target_hparams_for(self, target: str) -> Hparams:
+        task = tasks.get(target)
+        merged = {**task.defaults, **self.target_hparams, **self.targets[target].hparams}
+        return Hparams(**merged)
+
+    def low_resource_set(self) -> tuple[str, frozenset[str], str]:
+        """(name, languages, criterion) of the low-resource set."""
+        if isinstance(self.low_resource, str):
+            langs, criterion = LOW_RESOURCE_PRESETS[self.low_resource]
+            return self.low_resource, langs, criterion
+        return "custom", frozenset(self.low_resource), "languages listed in the config"
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-plain") or str(part).startswith("function-"):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _one_line(path: str, err: ValidationError) -> str:
+    errors = err.errors()
+    # A misspelled field also shows up as a missing one: name the misspelling.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    where = _location(first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "missing":
+        return f"{path}: {where}: required field is missing"
+    if first["type"] == "extra_forbidden":
+        missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and e["loc"][:-1] == first["loc"][:-1]]
+        close = difflib.get_close_matches(str(first["loc"][-1]), missing, n=1)
+        return f"{path}: {where}: unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
+    value = first.get("input")
+    shown = "" if isinstance(value, (dict, list)) else f" (value: {value!r})"
+    return f"{path}: {where}: {msg}{shown}"
+
+
+def parse(text: str, source: str) -> SweepConfig:
+    """Validate YAML text; `source` names it in error messages."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise XferError(f"{source}{line}: malformed YAML: {problem}") from None
+    if not isinstance(raw, dict):
+        raise XferError(f"{source}: expected a mapping of settings at the top level, got {type(raw).__name__}")
+    try:
+        return SweepConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise XferError(_one_line(source, exc)) from None
+
+
+def load(ref: str) -> tuple[SweepConfig, str]:
+    """Load a config from a local path or a store URI; returns (config, sha256 of its text)."""
+    if "://" in ref:
+        from xfer.store import open_store
+
+        base, _, key = ref.rpartition("/")
+        text = open_store(base).get_bytes(key).decode("utf-8")
+    else:
+        path = Path(ref)
+        if not path.is_file():
+            raise XferError(f"config file not found: {ref}")
+        text = path.read_text(encoding="utf-8")
+    return parse(text, ref), hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,21 @@
+"""Task formats: how rows of a format become model inputs, which head trains on them, and how a model
+is scored on them. Each format module provides:
+
+    num_labels(task) -> int | None
+    train_features(task, split, rows, tokenizer, hp) -> sequence of feature dicts (with labels)
+    collate(tokenizer) -> callable turning a list of feature dicts into a batch of tensors
+    evaluate(model, task, split, rows, tokenizer, hp, device) -> (metrics in percent, predictions)
+    write_predictions(predictions, path)  -> predictions in XTREME's submission format
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+FORMATS = ("classification", "tagging", "span_qa", "multiple_choice", "retrieval")
+
+
+def get(name: str):
+    if name not in FORMATS:
+        raise ValueError(f"unknown format {name!r}")
+    return import_module(f"xfer.formats.{name}")

@@ -1,0 +1,55 @@
+"""Extractive span QA (SQuAD, XQuAD, MLQA, TyDiQA-GoldP): start/end logits over doc-stride windows,
+turned into answer text by `xfer.qa`; scored with SQuAD exact match and F1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from transformers import DataCollatorWithPadding
+
+from xfer import metrics, qa
+from xfer.formats.common import predict
+
+
+def num_labels(task) -> None:
+    return None
+
+
+def train_features(task, split, rows, tokenizer, hp):
+    cols = split.columns
+    answers = rows[cols["answers"]]
+    enc = qa.squad_train_features(
+        tokenizer, rows[cols["question"]], rows[cols["context"]],
+        [a["answer_start"] for a in answers], [a["text"] for a in answers], hp.max_length, hp.doc_stride)
+    keys = ("input_ids", "attention_mask", "start_positions", "end_positions")
+    return [{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))]
+
+
+def collate(tokenizer):
+    return DataCollatorWithPadding(tokenizer, return_tensors="pt")
+
+
+def evaluate(model, task, split, rows, tokenizer, hp, device):
+    cols = split.columns
+    ids, contexts = [str(i) for i in rows[cols["id"]]], rows[cols["context"]]
+    enc = qa.squad_features(tokenizer, rows[cols["question"]], contexts, hp.max_length, hp.doc_stride)
+    features = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i]}
+                for i in range(len(enc["input_ids"]))]
+    width = max(len(f["input_ids"]) for f in features)
+    starts = np.full((len(features), width), -1e9, dtype=np.float32)
+    ends = np.full((len(features), width), -1e9, dtype=np.float32)
+    row = 0
+    for out in predict(model, features, collate(tokenizer), hp.eval_batch_size, device):
+        s, e = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
+        starts[row:row + len(s), :s.shape[1]] = s
+        ends[row:row + len(e), :e.shape[1]] = e
+        row += len(s)
+    answers = qa.best_answers(ids, contexts, enc["feature_example_index"], enc["offset_mapping"], starts, ends)
+    gold = {i: list(a["text"]) for i, a in zip(ids, rows[cols["answers"]])}
+    return metrics.squad_scores(answers, gold), answers
+
+
+def write_predictions(predictions, path: Path) -> None:
+    path.with_suffix(".json").write_text(json.dumps(predictions, ensure_ascii=False, indent=0), encoding="utf-8")

@@ -1,0 +1,101 @@
+"""Token tagging (PAN-X NER, UD POS): one label per word, read off the word's first sub-token.
+
+A sentence longer than the model's maximum length is split into consecutive windows of whole words, each
+tagged on its own, and the windows' predictions are joined, so every word is scored (as XTREME does).
+Scored with seqeval F1 (and token accuracy beside it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from transformers import DataCollatorForTokenClassification
+
+from xfer import metrics
+from xfer.formats.common import predict
+
+IGNORE = -100
+
+
+def num_labels(task) -> int:
+    return len(task.labels)
+
+
+def _windows(word_lengths: list[int], budget: int) -> list[tuple[int, int]]:
+    """Consecutive [start, end) word ranges whose sub-token counts fit `budget` (a long word gets its own)."""
+    windows, start, used = [], 0, 0
+    for i, n in enumerate(word_lengths):
+        if used + n > budget and i > start:
+            windows.append((start, i))
+            start, used = i, 0
+        used += n
+    windows.append((start, len(word_lengths)))
+    return windows
+
+
+def _encode(task, split, rows, tokenizer, max_length):
+    """Feature dicts, one per window, each with its sentence index and first word."""
+    cols = split.columns
+    sentences, tags = rows[cols["tokens"]], rows[cols["tags"]]
+    enc = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
+    bos, eos = tokenizer.cls_token_id, tokenizer.sep_token_id
+    budget = max_length - 2
+    features = []
+    for s, (words, labels) in enumerate(zip(sentences, tags)):
+        word_ids = enc.word_ids(s)
+        ids = enc["input_ids"][s]
+        pieces: list[list[int]] = [[] for _ in words]
+        for token, w in zip(ids, word_ids):
+            pieces[w].append(token)
+        for w, piece in enumerate(pieces):
+            if not piece:  # a word the tokenizer maps to nothing still needs a position
+                pieces[w] = [tokenizer.unk_token_id]
+        for start, end in _windows([min(len(p), budget) for p in pieces], budget):
+            input_ids, label_ids = [bos], [IGNORE]
+            for w in range(start, end):
+                piece = pieces[w][:budget]
+                input_ids += piece
+                label_ids += [int(labels[w])] + [IGNORE] * (len(piece) - 1)
+            input_ids.append(eos)
+            label_ids.append(IGNORE)
+            features.append({"input_ids": input_ids, "attention_mask": [1] * len(input_ids),
+                             "labels": label_ids, "sentence": s, "first_word": start})
+    return features
+
+
+def train_features(task, split, rows, tokenizer, hp):
+    return [{k: f[k] for k in ("input_ids", "attention_mask", "labels")}
+            for f in _encode(task, split, rows, tokenizer, hp.max_length)]
+
+
+def collate(tokenizer):
+    pad = DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE, return_tensors="pt")
+    return lambda rows: pad([{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows])
+
+
+def evaluate(model, task, split, rows, tokenizer, hp, device):
+    features = _encode(task, split, rows, tokenizer, hp.max_length)
+    cols = split.columns
+    gold = [[task.labels[int(t)] for t in tags] for tags in rows[cols["tags"]]]
+    predicted = [[None] * len(g) for g in gold]
+    outputs = predict(model, features, collate(tokenizer), hp.eval_batch_size, device)
+    index = 0
+    for out in outputs:
+        for row_logits in out.logits.float().cpu().numpy():
+            feature = features[index]
+            index += 1
+            best = np.asarray(row_logits).argmax(-1)
+            word = feature["first_word"]
+            for position, label in enumerate(feature["labels"]):
+                if label != IGNORE:
+                    predicted[feature["sentence"]][word] = task.labels[int(best[position])]
+                    word += 1
+    assert all(tag is not None for sentence in predicted for tag in sentence), "a word was left untagged"
+    scores = {"f1": metrics.seqeval_f1(predicted, gold), "token_accuracy": metrics.token_accuracy(predicted, gold)}
+    return scores, predicted
+
+
+def write_predictions(predictions, path: Path) -> None:
+    path.write_text("".join("".join(f"{tag}\n" for tag in sentence) + "\n" for sentence in predictions),
+                    encoding="utf-8")

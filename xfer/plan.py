@@ -1,0 +1,154 @@
+"""From a sweep config to a plan: the list of jobs, each with a content-addressed id.
+
+A job's id is a hash of exactly what determines its output: its kind, its parameters (task, budget, seed,
+hyperparameters, languages, a fingerprint of the data it reads, the model it starts from - which names the
+id of the job that produced it) and the code version. The same work therefore has the same id in every
+plan, is stored once and is never done twice; a changed setting changes the ids of the jobs it touches and
+of those downstream of them, and no others. The budget-0 baseline has no intermediate job: its target jobs
+start from the pretrained model, and are shared by every intermediate task of the sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xfer import __version__, tasks
+from xfer.config import SweepConfig
+from xfer.data import BUNDLED, DataSource
+
+STAGES = ("build", "intermediate", "evaluate", "aggregate")
+STAGE_OF = {"build": "build", "intermediate": "intermediate", "target": "evaluate", "retrieval": "evaluate",
+            "aggregate": "aggregate"}
+CODE_VERSION = __version__  # part of every job id: bump the version when outputs change
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    params: dict
+    deps: tuple[str, ...] = ()
+
+    @property
+    def stage(self) -> str:
+        return STAGE_OF[self.kind]
+
+    @property
+    def output(self) -> str:
+        """Store prefix of the job's committed output."""
+        return f"jobs/{self.id}/output"
+
+    @property
+    def label(self) -> str:
+        p = self.params
+        if self.kind == "intermediate":
+            return f"intermediate {p['task']} budget={p['budget']} seed={p['seed']}"
+        if self.kind in ("target", "retrieval"):
+            return f"{self.kind} {p['task']} from {p['from']}" + (f" seed={p['seed']}" if "seed" in p else "")
+        return self.kind
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "stage": self.stage, "label": self.label,
+                "deps": list(self.deps), "params": self.params}
+
+
+@dataclass
+class Plan:
+    name: str
+    config_sha256: str
+    jobs: list[Job] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.by_id = {job.id: job for job in self.jobs}
+
+    def add(self, kind: str, params: dict, deps: tuple[str, ...] = ()) -> Job:
+        # `from` is a human label, not an input: shared baseline jobs differ only in it.
+        keyed = {k: v for k, v in params.items() if k != "from"}
+        digest = hashlib.sha256(json.dumps({"kind": kind, "params": keyed, "deps": sorted(deps),
+                                            "code": CODE_VERSION}, sort_keys=True).encode()).hexdigest()
+        job = Job(digest[:16], kind, params, tuple(sorted(set(deps))))
+        if job.id not in self.by_id:
+            self.jobs.append(job)
+            self.by_id[job.id] = job
+        return self.by_id[job.id]
+
+    def stage(self, name: str) -> list[Job]:
+        return [job for job in self.jobs if job.stage == name]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "config_sha256": self.config_sha256, "code_version": CODE_VERSION,
+                "jobs": [job.to_json() for job in self.jobs]}
+
+
+def _bundled_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(BUNDLED.rglob("*.jsonl")):
+        digest.update(str(path.relative_to(BUNDLED)).encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _base_model(cfg: SweepConfig, plan: Plan) -> tuple[dict, tuple[str, ...]]:
+    spec = cfg.model
+    if spec.build is not None:
+        build = plan.add("build", {"tiny": spec.build.model_dump(), "corpus": _bundled_fingerprint()})
+        return {"store": build.output}, (build.id,)
+    if Path(spec.name).expanduser().is_dir():
+        return {"path": str(Path(spec.name).expanduser().resolve())}, ()
+    return {"hub": spec.name, "revision": spec.revision}, ()
+
+
+def build_plan(cfg: SweepConfig, config_sha256: str = "") -> Plan:
+    plan = Plan(cfg.name, config_sha256)
+    data = DataSource(cfg.data)
+    base, base_deps = _base_model(cfg, plan)
+    cells = []  # (intermediate task, budget, seed, target task) -> the job holding its results
+
+    starts = []  # (intermediate task, budget, seed, model ref, deps, label)
+    for itask_name in cfg.intermediate.tasks:
+        itask = tasks.get(itask_name)
+        for budget in sorted(cfg.intermediate.budgets):
+            for seed in cfg.seeds:
+                if budget == 0:
+                    starts.append((itask_name, 0, seed, base, base_deps, "pretrained"))
+                    continue
+                job = plan.add("intermediate", {
+                    "task": itask_name, "budget": budget, "seed": seed, "model": base,
+                    "hparams": cfg.intermediate.hparams.model_dump(),
+                    "data": {"train": data.fingerprint(itask, itask.train),
+                             "dev": data.fingerprint(itask, itask.dev) if itask.dev else None},
+                }, base_deps)
+                starts.append((itask_name, budget, seed, {"store": job.output}, (job.id,),
+                               f"{itask_name}@{budget}"))
+
+    for itask_name, budget, seed, model, deps, label in starts:
+        for target_name in cfg.targets:
+            task = tasks.get(target_name)
+            langs = cfg.languages(target_name)
+            hp = cfg.target_hparams_for(target_name)
+            test = {lang: data.fingerprint(task, task.test, lang) for lang in langs}
+            if task.format == "retrieval":
+                layer = cfg.targets[target_name].layer
+                job = plan.add("retrieval", {
+                    "task": target_name, "from": label, "model": model, "languages": list(langs),
+                    "layer": cfg.retrieval_layer if layer is None else layer,
+                    "hparams": {"max_length": hp.max_length, "batch_size": hp.batch_size},
+                    "data": {"test": test}}, deps)
+            else:
+                job = plan.add("target", {
+                    "task": target_name, "from": label, "seed": seed, "model": model, "languages": list(langs),
+                    "hparams": hp.model_dump(),
+                    "data": {"train": data.fingerprint(task, task.train),
+                             "dev": data.fingerprint(task, task.dev) if task.dev else None, "test": test}}, deps)
+            cells.append({"intermediate_task": itask_name, "budget": budget, "seed": seed,
+                          "target_task": target_name, "languages": list(langs), "job": job.id})
+
+    low_name, low_langs, criterion = cfg.low_resource_set()
+    plan.add("aggregate", {
+        "name": cfg.name, "cells": cells,
+        "low_resource": {"name": low_name, "languages": sorted(low_langs), "criterion": criterion},
+    }, tuple(cell["job"] for cell in cells))
+    return plan
