@@ -68,7 +68,7 @@ def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     flat = {}
     for index, state in opt.state_dict()["state"].items():
         for name, value in state.items():
-            flat[f"{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+            flat[f"{index}.{name}"] = torch.as_tensor(value).detach().cpu().clone()
     return flat
 
 
