@@ -58,7 +58,7 @@ class DataSource:
                             f"(columns: {', '.join(ds.column_names)})")
         for column, template in split.where.items():
             value = template.format(lang=lang, code=task.code(lang))
-            ds = ds.filter(lambda batch: [v == value for v in batch[column]], batched=True, input_columns=[column])
+            ds = ds.filter(lambda values: [v == value for v in values], batched=True, input_columns=[column])
         if len(ds) == 0:
             raise XferError(f"{split.dataset} {config} {split.split} has no rows for language {lang!r}")
         return ds
