@@ -15,7 +15,7 @@ def run(job, ctx) -> None:
     p = job.params
     task = tasks.get(p["task"])
     fmt = formats.get(task.format)
-    hp = Hparams(**p["hparams"])
+    hp = Hparams(**p["hparams"])  # max_length and batch_size
     model_dir = models.resolve(p["model"], ctx.store, ctx.cache)
     tokenizer = models.load_tokenizer(model_dir)
     encoder = models.build("retrieval", model_dir)

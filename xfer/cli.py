@@ -162,10 +162,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        from rich.console import Console
         from rich.logging import RichHandler
 
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
-                            handlers=[RichHandler(show_path=False, console=None)])
+                            handlers=[RichHandler(show_path=False, console=Console(stderr=True))])
     except ImportError:  # pragma: no cover
         logging.basicConfig(level=logging.INFO)
     for noisy in ("httpx", "botocore", "urllib3", "datasets", "filelock", "transformers"):

@@ -40,6 +40,13 @@ class Hparams(Strict):
     eval_batch_size: int = Field(64, gt=0)
 
 
+    def stride_problem(self) -> str | None:
+        """QA windows overlap by `doc_stride` tokens; it must leave room for new context in each window."""
+        if 2 * self.doc_stride > self.max_length:
+            return f"doc_stride {self.doc_stride} must be at most half of max_length {self.max_length}"
+        return None
+
+
 HPARAM_FIELDS = set(Hparams.model_fields)
 
 
@@ -150,7 +157,22 @@ class SweepConfig(Strict):
         if isinstance(value, str) and value not in LOW_RESOURCE_PRESETS:
             raise ValueError(f"unknown preset {value!r} (presets: {', '.join(LOW_RESOURCE_PRESETS)}; "
                              f"or give a list of language codes)")
+        if isinstance(value, list) and "en" in value:
+            raise ValueError("English is the training language and cannot be low-resource")
         return value
+
+    @model_validator(mode="after")
+    def _qa_strides(self) -> SweepConfig:
+        if any(tasks.get(t).format == "span_qa" for t in self.intermediate.tasks):
+            problem = self.intermediate.hparams.stride_problem()
+            if problem:
+                raise ValueError(f"intermediate.hparams: {problem}")
+        for name in self.targets:
+            if tasks.get(name).format == "span_qa":
+                problem = self.target_hparams_for(name).stride_problem()
+                if problem:
+                    raise ValueError(f"targets.{name}: {problem}")
+        return self
 
     # ---- derived views ----
     def languages(self, target: str) -> tuple[str, ...]:

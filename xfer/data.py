@@ -41,6 +41,7 @@ class DataSource:
         """The split's rows for `lang`, filtered by `split.where`, as a `datasets.Dataset`."""
         import datasets
 
+        datasets.disable_progress_bars()  # the runner shows its own progress
         config = split.config_for(task.code(lang), lang)
         if self.root is None:
             try:

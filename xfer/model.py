@@ -86,8 +86,7 @@ def build(fmt: str, model_dir: Path, *, num_labels: int | None = None, seed: int
           init_encoder: bool = True) -> torch.nn.Module:
     """A model with the head for `fmt`, the encoder of `model_dir`, and a head initialised from `seed`."""
     config = AutoConfig.from_pretrained(model_dir)
-    if num_labels is not None:
-        config.num_labels = num_labels
+    config.num_labels = 2 if num_labels is None else num_labels  # resets any label names of an earlier head
     torch.manual_seed(seed)
     model = HEADS[fmt].from_config(config, attn_implementation="sdpa")
     if init_encoder:

@@ -35,16 +35,16 @@ def _texts(value) -> Iterator[str]:
 
 
 def train_tokenizer(lines: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """A SentencePiece-style Unigram tokenizer with XLM-R's special tokens and templates.
+    """A BPE tokenizer over SentencePiece-style (Metaspace) words, with XLM-R's special tokens and templates.
 
-    Saved as `PreTrainedTokenizerFast`: XLMRobertaTokenizer would rebuild its pipeline on reload and drop
-    the normaliser trained here."""
-    tok = Tokenizer(models.Unigram())
+    BPE rather than XLM-R's Unigram because the `tokenizers` Unigram trainer is not deterministic from run
+    to run, and the build job's output must be a function of its inputs. Saved as `PreTrainedTokenizerFast`:
+    XLMRobertaTokenizer would rebuild its pipeline on reload and drop the normaliser set here."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, unk_token="<unk>",
-                                      shrinking_factor=0.75)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, min_frequency=2)
     tok.train_from_iterator(lines, trainer=trainer)
     tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")),
                                                       ("<s>", tok.token_to_id("<s>")), trim_offsets=False)

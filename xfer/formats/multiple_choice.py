@@ -17,7 +17,7 @@ def num_labels(task) -> None:
 
 def _encode(task, split, rows, tokenizer, max_length):
     cols = split.columns
-    contexts, choices = rows[cols["context"]], rows[cols["choices"]]
+    contexts, choices = list(rows[cols["context"]]), list(rows[cols["choices"]])
     labels = label_ids(task, split, rows[cols["label"]])
     features = []
     for context, options, label in zip(contexts, choices, labels):

@@ -13,15 +13,15 @@ from xfer import metrics, qa
 from xfer.formats.common import predict
 
 
-def num_labels(task) -> None:
-    return None
+def num_labels(task) -> int:
+    return 2  # start and end logits
 
 
 def train_features(task, split, rows, tokenizer, hp):
     cols = split.columns
-    answers = rows[cols["answers"]]
+    answers = list(rows[cols["answers"]])
     enc = qa.squad_train_features(
-        tokenizer, rows[cols["question"]], rows[cols["context"]],
+        tokenizer, list(rows[cols["question"]]), list(rows[cols["context"]]),
         [a["answer_start"] for a in answers], [a["text"] for a in answers], hp.max_length, hp.doc_stride)
     keys = ("input_ids", "attention_mask", "start_positions", "end_positions")
     return [{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))]
@@ -33,8 +33,8 @@ def collate(tokenizer):
 
 def evaluate(model, task, split, rows, tokenizer, hp, device):
     cols = split.columns
-    ids, contexts = [str(i) for i in rows[cols["id"]]], rows[cols["context"]]
-    enc = qa.squad_features(tokenizer, rows[cols["question"]], contexts, hp.max_length, hp.doc_stride)
+    ids, contexts = [str(i) for i in rows[cols["id"]]], list(rows[cols["context"]])
+    enc = qa.squad_features(tokenizer, list(rows[cols["question"]]), contexts, hp.max_length, hp.doc_stride)
     features = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i]}
                 for i in range(len(enc["input_ids"]))]
     width = max(len(f["input_ids"]) for f in features)

@@ -37,7 +37,7 @@ def _windows(word_lengths: list[int], budget: int) -> list[tuple[int, int]]:
 def _encode(task, split, rows, tokenizer, max_length):
     """Feature dicts, one per window, each with its sentence index and first word."""
     cols = split.columns
-    sentences, tags = rows[cols["tokens"]], rows[cols["tags"]]
+    sentences, tags = [list(s) for s in rows[cols["tokens"]]], list(rows[cols["tags"]])
     enc = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
     bos, eos = tokenizer.cls_token_id, tokenizer.sep_token_id
     budget = max_length - 2
@@ -77,7 +77,7 @@ def collate(tokenizer):
 def evaluate(model, task, split, rows, tokenizer, hp, device):
     features = _encode(task, split, rows, tokenizer, hp.max_length)
     cols = split.columns
-    gold = [[task.labels[int(t)] for t in tags] for tags in rows[cols["tags"]]]
+    gold = [[task.labels[int(t)] for t in tags] for tags in list(rows[cols["tags"]])]
     predicted = [[None] * len(g) for g in gold]
     outputs = predict(model, features, collate(tokenizer), hp.eval_batch_size, device)
     index = 0
