@@ -34,9 +34,13 @@ def collect(params: dict, store) -> tuple[list[dict], list[Cell]]:
     return rows, expected
 
 
-def run(job, ctx) -> dict:
+def run(job, ctx, extra_rows: list[dict] = ()) -> dict:
+    """`extra_rows` (e.g. published baselines read from a results.csv) are reported beside the sweep's."""
     p = job.params
     rows, expected = collect(p, ctx.store)
+    rows += list(extra_rows)
+    expected += [Cell(r["intermediate_task"], int(r["budget"]), int(r["seed"]), r["target_task"], r["language"])
+                 for r in extra_rows]
     low = p["low_resource"]
     out = Path(ctx.report_dir or ctx.work / job.id)
     summary = write_report(rows, expected, LowResourceSet(low["name"], frozenset(low["languages"]),

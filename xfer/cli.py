@@ -89,12 +89,36 @@ def cmd_job_run(args) -> int:
     return EXIT_FAILED if outcome.status == "failed" else 0
 
 
+def _low_resource(spec: str):
+    from xfer.languages import LOW_RESOURCE_PRESETS
+    from xfer.report import LowResourceSet
+
+    if spec in LOW_RESOURCE_PRESETS:
+        langs, criterion = LOW_RESOURCE_PRESETS[spec]
+        return LowResourceSet(spec, langs, criterion)
+    langs = frozenset(code.strip() for code in spec.split(",") if code.strip())
+    if not langs or any(not code.isalpha() for code in langs):
+        raise XferError(f"--low-resource {spec!r}: give a preset ({', '.join(LOW_RESOURCE_PRESETS)}) "
+                        f"or a comma-separated list of language codes")
+    return LowResourceSet("custom", langs, "languages listed on the command line")
+
+
 def cmd_aggregate(args) -> int:
     import jobs.aggregate
+    from xfer import report
 
-    config, plan = _load(args)
-    report_dir = Path(args.out or f"reports/{config.name}")
-    summary = jobs.aggregate.run(plan.stage("aggregate")[0], _context(args, config, plan, report_dir))
+    extra = [row for path in args.results for row in report.read_results_csv(path)]
+    if args.config is None:
+        if not extra:
+            raise XferError("aggregate needs a sweep CONFIG, or --results FILE.csv, or both")
+        report_dir = Path(args.out or "reports/results")
+        summary = report.write_report(extra, None, _low_resource(args.low_resource), report_dir,
+                                      title="xfer results: " + ", ".join(Path(p).name for p in args.results))
+    else:
+        config, plan = _load(args)
+        report_dir = Path(args.out or f"reports/{config.name}")
+        summary = jobs.aggregate.run(plan.stage("aggregate")[0], _context(args, config, plan, report_dir),
+                                     extra_rows=extra)
     _print_report(summary, report_dir)
     return 0
 
@@ -141,7 +165,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="aggregate only: local report folder")
     p.set_defaults(func=cmd_job_run)
 
-    p = with_config(sub.add_parser("aggregate", help="write the report from the results in the store"))
+    p = with_config(sub.add_parser("aggregate", help="write the report from the results in the store"),
+                    positional=False)
+    p.add_argument("config", nargs="?", help="sweep config: a YAML path or a store URI")
+    p.add_argument("--results", action="append", default=[], metavar="FILE.csv",
+                   help="also read rows in results.csv format (e.g. published numbers); repeatable")
+    p.add_argument("--low-resource", default="panx-1k",
+                   help="without CONFIG: a preset (panx-1k, panx-5k) or comma-separated language codes")
     p.add_argument("--out", help="report folder (default reports/<name>)")
     p.set_defaults(func=cmd_aggregate)
 
