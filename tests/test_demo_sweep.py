@@ -200,3 +200,22 @@ def test_kill_during_intermediate_training_resumes(demo_run, tmp_path):
     # bit-identical to the uninterrupted run of the same job in demo_run's store
     reference = open_store(f"file://{demo_run['store']}").manifest(victim.output)["files"]["model.safetensors"]
     assert store.manifest(victim.output)["files"]["model.safetensors"]["sha256"] == reference["sha256"]
+
+
+def test_parallel_workers_run_new_jobs_in_child_processes(demo_run, tmp_path, capsys):
+    """--workers 2 over the demo's store: the build is skipped; the new intermediate job, the two retrieval
+    jobs (new languages) and the aggregate run, the first three in worker processes, in dependency order."""
+    text = DEMO.read_text().replace("tasks: [mnli, squad, hellaswag]", "tasks: [mnli]")
+    text = text.replace("budgets: [0, 20, 80]", "budgets: [0, 5]")
+    text = text[:text.index("  xnli:")] + "  tatoeba: {languages: [de, sw], layer: 2}\n" + \
+        text[text.index("target_hparams"):]
+    config = tmp_path / "parallel.yaml"
+    config.write_text(text)
+    code = cli.main(["run", str(config), "--workers", "2", "--store", f"file://{demo_run['store']}",
+                     "--work", str(tmp_path / "w"), "--out", str(tmp_path / "report")])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-2000:]
+    assert "jobs: 4 done, 1 skipped, 0 failed, 0 blocked" in out.out
+    plan = build_plan(load(str(config))[0])
+    store = open_store(f"file://{demo_run['store']}")
+    assert all(store.is_committed(j.output) for j in plan.jobs if j.kind != "aggregate")
