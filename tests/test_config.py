@@ -43,8 +43,8 @@ targets: {xnli: {}, panx: {}, xquad: {}}
     (("name: demo\n", ""), "name: required field is missing"),
     (("xquad: {languages", "squad: {languages"), "unknown target task 'squad'"),
     (("low_resource: panx-1k", "low_resource: panx-2k"), "unknown preset 'panx-2k'"),
-    (("epochs: 3", "epochs: -1"), "target_hparams"),
-    (("epochs: 3", "epoch: 3"), "unknown hyperparameter 'epoch'"),
+    (("epochs: 6", "epochs: -1"), "target_hparams"),
+    (("epochs: 6", "epoch: 6"), "unknown hyperparameter 'epoch'"),
     (("budgets: [0, 20, 80]", "budgets: [0, 20, 80"), "malformed YAML"),
 ])
 def test_bad_config_is_one_clear_line(tmp_path, capsys, edit, expected):
