@@ -27,7 +27,7 @@ def run(job, ctx) -> None:
     for lang in p["languages"]:
         rows = ctx.data.load(task, task.test, lang)
         scores[lang], nearest = fmt.evaluate(encoder, task, task.test, rows, tokenizer, hp, ctx.device,
-                                             layer=p["layer"])
+                                             layer=p["layer"], lang=lang)
         fmt.write_predictions(nearest, predictions / f"test-{lang}.tsv")
     (out / "results.json").write_text(json.dumps({"job": job.id, "task": task.name, "layer": p["layer"],
                                                   "metrics": scores}, indent=1))

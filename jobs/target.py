@@ -42,7 +42,7 @@ def run(job, ctx) -> None:
     scores = {}
     for lang in p["languages"]:
         rows = ctx.data.load(task, task.test, lang)
-        scores[lang], predicted = fmt.evaluate(net, task, task.test, rows, tokenizer, hp, ctx.device)
+        scores[lang], predicted = fmt.evaluate(net, task, task.test, rows, tokenizer, hp, ctx.device, lang=lang)
         fmt.write_predictions(predicted, predictions / f"test-{lang}.tsv")
         log.debug("%s %s %s", job.id, lang, scores[lang])
     (out / "results.json").write_text(json.dumps({

@@ -24,23 +24,12 @@ from typing import Any, Iterable
 
 from xfer import languages as L
 from xfer.errors import XferError
+from xfer.xtreme import TASK_METRICS  # noqa: F401  (re-exported for report users)
 
 COLUMNS = ("intermediate_task", "budget", "seed", "target_task", "language", "metric", "value")
 REPORT_FILES = ("results.csv", "summary.md", "summary.json", "plot.png")
 ENGLISH = "en"  # the training language: in the task scores, never in the low/high-resource averages
 
-# Which metrics make a task's score, in XTREME's task order; two metrics (QA) -> their mean.
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "xnli": ("accuracy",),
-    "pawsx": ("accuracy",),
-    "udpos": ("f1",),
-    "panx": ("f1",),
-    "xquad": ("exact_match", "f1"),
-    "mlqa": ("exact_match", "f1"),
-    "tydiqa": ("exact_match", "f1"),
-    "bucc2018": ("f1",),
-    "tatoeba": ("accuracy",),
-}
 TASK_LANGUAGES: dict[str, tuple[str, ...]] = {
     "xnli": L.XNLI, "pawsx": L.PAWSX, "udpos": L.UDPOS, "panx": L.PANX, "xquad": L.XQUAD, "mlqa": L.MLQA,
     "tydiqa": L.TYDIQA, "bucc2018": L.BUCC2018, "tatoeba": L.TATOEBA,

@@ -4,7 +4,8 @@ is scored on them. Each format module provides:
     num_labels(task) -> int | None
     train_features(task, split, rows, tokenizer, hp) -> sequence of feature dicts (with labels)
     collate(tokenizer) -> callable turning a list of feature dicts into a batch of tensors
-    evaluate(model, task, split, rows, tokenizer, hp, device) -> (metrics in percent, predictions)
+    evaluate(model, task, split, rows, tokenizer, hp, device, lang="en") -> (metrics in percent, predictions)
+        (`lang`: the XTREME code of the rows' language, for language-specific scoring such as MLQA's)
     write_predictions(predictions, path)  -> predictions in XTREME's submission format
 """
 

@@ -45,7 +45,7 @@ def collate(tokenizer):
     return collate_choices
 
 
-def evaluate(model, task, split, rows, tokenizer, hp, device):
+def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
     features = _encode(task, split, rows, tokenizer, hp.max_length)
     logits = [out.logits.float().cpu().numpy() for out in predict(model, features, collate(tokenizer),
                                                                    hp.eval_batch_size, device)]

@@ -35,7 +35,7 @@ def embed(model, tokenizer, sentences: list[str], layer: int, max_length: int, b
     return np.concatenate(out)
 
 
-def evaluate(model, task, split, rows, tokenizer, hp, device, layer: int):
+def evaluate(model, task, split, rows, tokenizer, hp, device, layer: int, lang: str = "en"):
     cols = split.columns
     sources = [s.rstrip("\n") for s in rows[cols["source"]]]  # Tatoeba keeps a trailing newline
     targets = [t.rstrip("\n") for t in rows[cols["target"]]]

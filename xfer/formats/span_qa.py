@@ -31,7 +31,7 @@ def collate(tokenizer):
     return DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
 
-def evaluate(model, task, split, rows, tokenizer, hp, device):
+def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
     cols = split.columns
     ids, contexts = [str(i) for i in rows[cols["id"]]], list(rows[cols["context"]])
     enc = qa.squad_features(tokenizer, list(rows[cols["question"]]), contexts, hp.max_length, hp.doc_stride)

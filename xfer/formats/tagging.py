@@ -74,7 +74,7 @@ def collate(tokenizer):
     return lambda rows: pad([{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows])
 
 
-def evaluate(model, task, split, rows, tokenizer, hp, device):
+def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
     features = _encode(task, split, rows, tokenizer, hp.max_length)
     cols = split.columns
     gold = [[task.labels[int(t)] for t in tags] for tags in list(rows[cols["tags"]])]
