@@ -106,5 +106,8 @@ def load_encoder(model: torch.nn.Module, model_dir: Path) -> None:
 
 def save(model: torch.nn.Module, tokenizer, out_dir: Path) -> None:
     """Weights as safetensors, with config and tokenizer, loadable by `build` and `load_tokenizer`."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the runner shows its own progress
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
