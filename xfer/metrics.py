@@ -29,12 +29,34 @@ def _check_tags(predictions, references) -> None:
             raise XferError(f"tagging: sentence {i} has {len(p)} predicted tags for {len(r)} words")
 
 
+def seqeval_scores(predictions: list[list[str]], references: list[list[str]]) -> dict[str, float]:
+    """Micro precision, recall and F1 over entities in percent, as the installed seqeval (>= 1.0, default
+    mode) computes them; XTREME scores PAN-X and UD-POS with them. seqeval >= 1.0 reads an un-prefixed tag's
+    first letter as the chunk prefix and the rest as the type (`NOUN` -> N + `OUN`; `CCONJ` and `SCONJ`
+    both become type `CONJ`), so POS F1 differs from seqeval 0.0.12's; its "not a NE tag" warnings are
+    silenced."""
+    from seqeval import metrics as seqeval
+
+    _check_tags(predictions, references)
+    return {name: _seqeval(getattr(seqeval, f"{name}_score"), predictions, references)
+            for name in ("precision", "recall", "f1")}
+
+
+def _seqeval(score, predictions, references) -> float:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return 100.0 * float(score(references, predictions))
+
+
 def seqeval_f1(predictions: list[list[str]], references: list[list[str]]) -> float:
-    """Micro F1 over entities, as seqeval computes it (XTREME scores PAN-X and UD-POS with it)."""
+    """Micro F1 over entities, as seqeval computes it (XTREME scores PAN-X and UD-POS with it); see
+    `seqeval_scores` for how seqeval >= 1.0 reads POS tags."""
     from seqeval.metrics import f1_score
 
     _check_tags(predictions, references)
-    return 100.0 * float(f1_score(references, predictions))
+    return _seqeval(f1_score, predictions, references)
 
 
 def token_accuracy(predictions: list[list[str]], references: list[list[str]]) -> float:
@@ -78,6 +100,28 @@ def squad_scores(predictions: dict[str, str], references: dict[str, list[str]]) 
         em += max(squad_exact_match(predictions[qid], g) for g in golds)
         f1 += max(squad_f1(predictions[qid], g) for g in golds)
     return {"exact_match": 100.0 * em / len(references), "f1": 100.0 * f1 / len(references)}
+
+
+def squad_v2_scores(predictions: dict[str, str], references: dict[str, list[str]]) -> dict[str, float]:
+    """SQuAD 2.0 exact match and F1 in percent (official evaluate-v2.0.py): gold answers that normalise to
+    nothing are dropped, and a question left with none is unanswerable, gold [""]; an empty prediction or gold
+    scores F1 1 only when both are empty. The max over gold answers; a missing prediction scores 0."""
+    if not references:
+        raise XferError("squad: no questions to score")
+    em = f1 = 0.0
+    for qid, golds in references.items():
+        if qid not in predictions:
+            continue
+        golds = [g for g in golds if squad_normalize(g)] or [""]
+        em += max(squad_exact_match(predictions[qid], g) for g in golds)
+        f1 += max(_f1_v2(predictions[qid], g) for g in golds)
+    return {"exact_match": 100.0 * em / len(references), "f1": 100.0 * f1 / len(references)}
+
+
+def _f1_v2(prediction: str, gold: str) -> float:
+    if not squad_normalize(prediction) or not squad_normalize(gold):
+        return float(squad_normalize(prediction) == squad_normalize(gold))
+    return squad_f1(prediction, gold)
 
 
 # ---- retrieval ----
