@@ -1,7 +1,13 @@
 """Aggregate: read every cell's committed results from the store and write the sweep report
-(results.csv, summary.md, summary.json, plot.png). Cells whose job has no committed output are reported as
-missing, never averaged over. The report is committed to `reports/<name>/<job id>/` and
-`reports/<name>/latest.json` points at it. Runs every time: it is cheap and its inputs may have filled in."""
+(results.csv, summary.md, summary.json, plot.png; results_oracle.csv for the oracle selection). Cells whose job
+has no committed output are reported as missing, never averaged over. The report is committed to
+`reports/<name>/<job id>/` and `reports/<name>/latest.json` points at it. Runs every time: it is cheap and its
+inputs may have filled in.
+
+The default results are the English-dev-selected ones (`metrics` of a target job's results.json). The oracle
+results take, per language, the checkpoint chosen on that language's dev set (`oracle`); a language without
+one, and every retrieval task (no target training, nothing to select), keeps the default and is listed so.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,29 @@ import hashlib
 import json
 from pathlib import Path
 
-from xfer.report import TASK_METRICS, Cell, LowResourceSet, write_report
+from xfer import tasks
+from xfer.languages import LOW_RESOURCE_PRESETS, LOW_RESOURCE_SOURCE
+from xfer.report import ORACLE_FILE, TASK_METRICS, Cell, LowResourceSet, write_report
+
+NO_LANG_DEV = "no target-language dev set"
+NO_SELECTION = "no target training to select a checkpoint from (retrieval)"
+NO_RECORD = "results without a model-selection record (written by an older xfer)"
 
 
 def collect(params: dict, store) -> tuple[list[dict], list[Cell]]:
     """Result rows for every committed cell, and every cell the plan expects."""
-    rows, expected, cache = [], [], {}
+    rows, expected, _, _ = collect_both(params, store)
+    return rows, expected
+
+
+def collect_both(params: dict, store) -> tuple[list[dict], list[Cell], list[dict], dict[str, list[str]]]:
+    """(default rows, expected cells, oracle rows, {reason: ["task/lang", ...]} of the oracle rows that keep
+    the default selection)."""
+    rows, expected, oracle_rows, default_used, cache = [], [], [], {}, {}
     for cell in params["cells"]:
         keys = {k: cell[k] for k in ("intermediate_task", "budget", "seed")}
-        expected += [Cell(target_task=cell["target_task"], language=lang, **keys) for lang in cell["languages"]]
+        task = cell["target_task"]
+        expected += [Cell(target_task=task, language=lang, **keys) for lang in cell["languages"]]
         prefix = f"jobs/{cell['job']}/output"
         if prefix not in cache:
             cache[prefix] = (json.loads(store.read_committed(prefix, "results.json"))
@@ -25,29 +45,52 @@ def collect(params: dict, store) -> tuple[list[dict], list[Cell]]:
         results = cache[prefix]
         if results is None:
             continue
+        oracle = results.get("oracle")
         for lang in cell["languages"]:
-            for metric in TASK_METRICS[cell["target_task"]]:
-                value = results["metrics"].get(lang, {}).get(metric)
-                if value is not None:
-                    rows.append({**keys, "target_task": cell["target_task"], "language": lang,
-                                 "metric": metric, "value": float(value)})
-    return rows, expected
+            chosen = results["metrics"].get(lang, {})
+            if oracle is not None and lang in oracle:
+                best = oracle[lang]
+            else:
+                best = chosen
+                reason = NO_LANG_DEV if "selection" in results else (
+                    NO_SELECTION if tasks.get(task).format == "retrieval" else NO_RECORD)
+                default_used.setdefault(reason, [])
+                if f"{task}/{lang}" not in default_used[reason]:
+                    default_used[reason].append(f"{task}/{lang}")
+            for metric in TASK_METRICS[task]:
+                row = {**keys, "target_task": task, "language": lang, "metric": metric}
+                if chosen.get(metric) is not None:
+                    rows.append({**row, "value": float(chosen[metric])})
+                if best.get(metric) is not None:
+                    oracle_rows.append({**row, "value": float(best[metric])})
+    return rows, expected, oracle_rows, default_used
+
+
+def low_resource(params: dict) -> LowResourceSet:
+    low = params["low_resource"]
+    source = LOW_RESOURCE_SOURCE if low["name"] in LOW_RESOURCE_PRESETS else "explicit list"
+    return LowResourceSet(low["name"], frozenset(low["languages"]), low["criterion"], source)
 
 
 def run(job, ctx, extra_rows: list[dict] = ()) -> dict:
-    """`extra_rows` (e.g. published baselines read from a results.csv) are reported beside the sweep's."""
+    """`extra_rows` (e.g. published baselines read from a results.csv) are reported beside the sweep's; they
+    have no oracle selection and appear in the default section only."""
     p = job.params
-    rows, expected = collect(p, ctx.store)
+    rows, expected, oracle_rows, default_used = collect_both(p, ctx.store)
+    sweep_expected = list(expected)
     rows += list(extra_rows)
     expected += [Cell(r["intermediate_task"], int(r["budget"]), int(r["seed"]), r["target_task"], r["language"])
                  for r in extra_rows]
-    low = p["low_resource"]
     out = Path(ctx.report_dir or ctx.work / job.id)
-    summary = write_report(rows, expected, LowResourceSet(low["name"], frozenset(low["languages"]),
-                                                          low["criterion"]),
-                           out, title=f"xfer sweep '{p['name']}'")
+    summary = write_report(rows, expected, low_resource(p), out, title=f"xfer sweep '{p['name']}'",
+                           oracle_rows=oracle_rows, oracle_expected=sweep_expected,
+                           default_selection_used={k: sorted(v) for k, v in default_used.items()})
     prefix = f"reports/{p['name']}/{job.id}"
-    digest = hashlib.sha256((out / "results.csv").read_bytes()).hexdigest()
+    digest = hashlib.sha256()  # the results under both selections decide whether the committed report is stale
+    for name in ("results.csv", ORACLE_FILE):
+        if (out / name).is_file():
+            digest.update((out / name).read_bytes())
+    digest = digest.hexdigest()
     if ctx.store.is_committed(prefix) and ctx.store.manifest(prefix)["meta"].get("results_sha256") != digest:
         ctx.store.uncommit(prefix)  # earlier, partial results: replace them
     ctx.store.commit(prefix, out, meta={"job": job.id, "kind": job.kind, "results_sha256": digest})

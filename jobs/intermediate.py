@@ -1,5 +1,11 @@
 """Intermediate-task training: exactly `budget` optimizer steps on an English task, from the base model.
 
+A task reading several splits (ANLI+) trains on their concatenation; a task whose labels come from its data
+(CCG supertags) takes the sorted tag set of its training data, recorded in `xfer.json` and the model config.
+A mixture (`params["mixture"]`) trains one shared encoder with one head per member task, each step on one
+task drawn in proportion to the (capped) training-set sizes (`xfer.train.TaskMixture`); its budget counts
+the steps over the whole mixture.
+
 Every `checkpoint_every` steps the model and optimizer state are committed to the store (safetensors); a
 restarted job resumes from the last committed checkpoint and takes the same steps an uninterrupted run
 would. SIGTERM (preemption) commits a checkpoint and exits with code 75 so the orchestrator retries.
@@ -11,15 +17,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from xfer import formats, tasks
+from xfer import formats, multitask, tasks
 from xfer import model as models
 from xfer.config import Hparams
 from xfer.context import log
-from xfer.errors import Preempted
-from xfer.train import StopFlag, optimizer_tensors, train
+from xfer.errors import Preempted, XferError
+from xfer.train import StopFlag, TaskMixture, optimizer_tensors, train
 
 STEP_DIR = re.compile(r"step-(\d{8})$")
 
@@ -42,14 +49,51 @@ def latest_checkpoint(store, job) -> int:
     return 0
 
 
+def _train_splits(ctx, name: str):
+    """(task, [(split, rows)]) of a task's training data; labels read from the data where the task says so."""
+    task = tasks.get(name)
+    loaded = [(split, ctx.data.load(task, split)) for split in tasks.splits(task.train)]
+    if task.labels_from_data:
+        found = {tag for split, rows in loaded for sentence in rows[split.columns["tags"]] for tag in sentence}
+        if not found:
+            raise XferError(f"task {name!r}: its training data holds no labels")
+        task = replace(task, labels=tuple(sorted(found)))
+    return task, loaded
+
+
+def _dev_scores(net, task, tokenizer, hp, ctx) -> dict:
+    """English dev scores; over several dev splits (ANLI's rounds), each split's and their example-weighted
+    mean (the pooled value for per-example metrics: accuracy, SQuAD EM/F1)."""
+    fmt = formats.get(task.format)
+    parts = {}
+    for split in tasks.splits(task.dev):
+        scores, predictions = fmt.evaluate(net, task, split, ctx.data.load(task, split), tokenizer, hp, ctx.device)
+        parts[split.split] = (scores, len(predictions))
+    if len(parts) <= 1:
+        return next(iter(parts.values()))[0] if parts else {}
+    total = sum(n for _, n in parts.values())
+    pooled = {metric: sum(scores[metric] * n for scores, n in parts.values()) / total
+              for metric in next(iter(parts.values()))[0]}
+    return {**pooled, "splits": {name: scores for name, (scores, _) in parts.items()}}
+
+
 def run(job, ctx) -> None:
     p = job.params
-    task = tasks.get(p["task"])
-    fmt = formats.get(task.format)
     hp = Hparams(**p["hparams"])
+    mixture = p.get("mixture")
+    members = {name: _train_splits(ctx, name) for name in (mixture["tasks"] if mixture else [p["task"]])}
     base_dir = models.resolve(p["model"], ctx.store, ctx.cache)
     tokenizer = models.load_tokenizer(base_dir)
-    net = models.build(task.format, base_dir, num_labels=fmt.num_labels(task), seed=p["seed"])
+    if mixture:
+        net = multitask.build({name: (task.format, formats.get(task.format).num_labels(task))
+                               for name, (task, _) in members.items()}, base_dir, seed=p["seed"])
+    else:
+        task = members[p["task"]][0]
+        fmt = formats.get(task.format)
+        net = models.build(task.format, base_dir, num_labels=fmt.num_labels(task), seed=p["seed"])
+        if task.labels_from_data:  # the head's size and names travel with the checkpoint
+            net.config.id2label = dict(enumerate(task.labels))
+            net.config.label2id = {label: i for i, label in enumerate(task.labels)}
 
     work = ctx.work / job.id
     shutil.rmtree(work, ignore_errors=True)
@@ -75,11 +119,20 @@ def run(job, ctx) -> None:
         newest[0] = step
         shutil.rmtree(folder)
 
-    rows = ctx.data.load(task, task.train)
-    features = fmt.train_features(task, task.train, rows, tokenizer, hp)
+    features = {name: [f for split, rows in loaded
+                       for f in formats.get(task.format).train_features(task, split, rows, tokenizer, hp)]
+                for name, (task, loaded) in members.items()}
     budget = p["budget"]
+    if mixture:
+        data = TaskMixture(features, {name: formats.get(task.format).collate(tokenizer)
+                                      for name, (task, _) in members.items()},
+                           {name: sum(len(rows) for _, rows in loaded) for name, (_, loaded) in members.items()},
+                           mixture["cap"], p["seed"], budget, hp)
+        collate = None
+    else:
+        data, collate = features[p["task"]], fmt.collate(tokenizer)
     with StopFlag() as stop:
-        result = train(net, features, fmt.collate(tokenizer), hp, budget, p["seed"], ctx.device,
+        result = train(net, data, collate, hp, budget, p["seed"], ctx.device,
                        start_step=start, optimizer_state=opt_state,
                        checkpoint_every=ctx.config.intermediate.checkpoint_every,
                        on_checkpoint=commit_checkpoint, stop=stop,
@@ -87,14 +140,21 @@ def run(job, ctx) -> None:
     if "stopped_at" in result:
         raise Preempted(f"{job.id}: stopped by SIGTERM at step {result['stopped_at']}; checkpoint committed")
 
-    dev = {}
-    if task.dev is not None:
-        dev, _ = fmt.evaluate(net, task, task.dev, ctx.data.load(task, task.dev), tokenizer, hp, ctx.device)
+    info = {"job": job.id, "task": p["task"], "budget": budget, "seed": p["seed"], "resumed_from": start,
+            "train_loss": result["loss"]}
+    if mixture:
+        info["dev"] = {name: _dev_scores(net.heads[name], task, tokenizer, hp, ctx)
+                       for name, (task, _) in members.items()}
+        info["mixture"] = {**mixture, "weights": dict(zip(data.names, data.weights.tolist())),
+                           "draws": data.draws(budget)}
+    else:
+        info["dev"] = _dev_scores(net, task, tokenizer, hp, ctx)
+    labels = {name: list(task.labels) for name, (task, _) in members.items() if task.labels_from_data}
+    if labels:
+        info["labels"] = labels
     out = work / "output"
     models.save(net.cpu(), tokenizer, out)
-    (out / "xfer.json").write_text(json.dumps({
-        "job": job.id, "task": task.name, "budget": budget, "seed": p["seed"], "resumed_from": start,
-        "train_loss": result["loss"], "dev": dev}, indent=1))
+    (out / "xfer.json").write_text(json.dumps(info, indent=1))
     ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind})
     for key in ctx.store.list(f"jobs/{job.id}/checkpoints/"):
         if key.endswith("/_COMPLETE"):

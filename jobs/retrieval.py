@@ -1,5 +1,7 @@
 """Retrieval evaluation straight from the intermediate encoder (no target training): for every language,
-mean-pool one hidden layer and retrieve the nearest English sentence by cosine similarity."""
+mean-pool one hidden layer and retrieve the nearest English sentence by cosine similarity (Tatoeba), or mine
+sentence pairs with a threshold chosen on the language's sample gold (BUCC; `results.json` records each
+language's threshold under "thresholds")."""
 
 from __future__ import annotations
 
@@ -23,13 +25,18 @@ def run(job, ctx) -> None:
     shutil.rmtree(out, ignore_errors=True)
     predictions = out / "predictions" / task.name
     predictions.mkdir(parents=True)
-    scores = {}
+    scores, thresholds = {}, {}
     for lang in p["languages"]:
         rows = ctx.data.load(task, task.test, lang)
-        scores[lang], nearest = fmt.evaluate(encoder, task, task.test, rows, tokenizer, hp, ctx.device,
-                                             layer=p["layer"], lang=lang)
-        fmt.write_predictions(nearest, predictions / f"test-{lang}.tsv")
-    (out / "results.json").write_text(json.dumps({"job": job.id, "task": task.name, "layer": p["layer"],
-                                                  "metrics": scores}, indent=1))
+        dev = (task.lang_dev, ctx.data.load(task, task.lang_dev, lang)) if task.retrieval == "bucc" else None
+        scores[lang], predicted = fmt.evaluate(encoder, task, task.test, rows, tokenizer, hp, ctx.device,
+                                               layer=p["layer"], lang=lang, dev=dev)
+        fmt.write_predictions(predicted, predictions / f"test-{lang}.tsv")
+        if dev is not None:
+            thresholds[lang] = predicted.threshold
+    results = {"job": job.id, "task": task.name, "layer": p["layer"], "metrics": scores}
+    if thresholds:
+        results["thresholds"] = thresholds
+    (out / "results.json").write_text(json.dumps(results, indent=1))
     ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind})
     shutil.rmtree(out, ignore_errors=True)

@@ -23,14 +23,15 @@ def test_shape_of_the_demo_plan():
     kinds = [job.kind for job in plan.jobs]
     # 3 intermediate tasks x 2 non-zero budgets; targets from 6 checkpoints + 1 shared baseline
     assert kinds.count("build") == 1 and kinds.count("intermediate") == 6
-    assert kinds.count("target") == 7 * 3 and kinds.count("retrieval") == 7 and kinds.count("aggregate") == 1
+    # 7 trained target tasks and 2 retrieval tasks (Tatoeba, BUCC) per start
+    assert kinds.count("target") == 7 * 7 and kinds.count("retrieval") == 7 * 2 and kinds.count("aggregate") == 1
     assert not any(job.params.get("budget") == 0 for job in plan.jobs if job.kind == "intermediate")
     seen = set()
     for job in plan.jobs:  # every job comes after its dependencies
         assert set(job.deps) <= seen
         seen.add(job.id)
     cells = plan.stage("aggregate")[0].params["cells"]
-    assert len(cells) == 3 * 3 * 4  # every (intermediate task, budget, seed, target task)
+    assert len(cells) == 3 * 3 * 9  # every (intermediate task, budget, seed, target task)
     baseline = {c["job"] for c in cells if c["budget"] == 0 and c["target_task"] == "xnli"}
     assert len(baseline) == 1  # budget 0 is one shared job for all intermediate tasks
 
@@ -46,9 +47,9 @@ def test_changed_budget_changes_only_dependent_ids():
     after = plan_of(DEMO.replace("budgets: [0, 20, 80]", "budgets: [0, 20, 40]"))
     old, new = {j.id: j for j in before.jobs}, {j.id: j for j in after.jobs}
     changed_new = [j for j in after.jobs if j.id not in old]
-    # the three budget-40 intermediate jobs, their 3x3 targets and 3 retrievals, and the aggregate
-    assert sorted(j.kind for j in changed_new) == sorted(["intermediate"] * 3 + ["target"] * 9 +
-                                                         ["retrieval"] * 3 + ["aggregate"])
+    # the three budget-40 intermediate jobs, their 3x7 targets and 3x2 retrievals, and the aggregate
+    assert sorted(j.kind for j in changed_new) == sorted(["intermediate"] * 3 + ["target"] * 21 +
+                                                         ["retrieval"] * 6 + ["aggregate"])
     for job in changed_new:
         if job.kind == "intermediate":
             assert job.params["budget"] == 40
@@ -57,7 +58,7 @@ def test_changed_budget_changes_only_dependent_ids():
     kept = [j for j in before.jobs if j.id in new]
     assert all(j.kind == "aggregate" or j.params.get("budget") != 80 and not
                str(j.params.get("from", "")).endswith("@80") for j in kept)
-    assert len(kept) == len(before.jobs) - 16
+    assert len(kept) == len(before.jobs) - 31
 
 
 def test_target_setting_touches_only_that_task():

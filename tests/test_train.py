@@ -76,6 +76,53 @@ def test_resume_from_checkpoint_is_bit_exact():
     assert resumed.seen == full.seen[6:]
 
 
+class TwoHeads(torch.nn.Module):
+    """A shared trunk with dropout and one head per task, as a multi-task intermediate model is."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.trunk = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Dropout(0.3))
+        self.heads = torch.nn.ModuleDict({"a": torch.nn.Linear(16, 1), "b": torch.nn.Linear(16, 1)})
+        self.seen = []
+
+    def forward(self, task, x, y):
+        self.seen.append((task, x[:, 0].tolist()))
+        return SimpleNamespace(loss=torch.nn.functional.mse_loss(self.heads[task](self.trunk(x)).squeeze(-1), y))
+
+
+def _mixture(total_steps):
+    from xfer.train import TaskMixture
+
+    other = [{"x": -r["x"], "y": r["y"] + 1} for r in DATA[:6]]
+    return TaskMixture({"a": DATA, "b": other}, {"a": collate, "b": collate}, {"a": 10, "b": 6}, cap=None,
+                       seed=5, total_steps=total_steps, hp=HP)
+
+
+def test_mixture_resume_from_checkpoint_is_bit_exact():
+    full = TwoHeads()
+    train(full, _mixture(12), None, HP, total_steps=12, seed=5, device=torch.device("cpu"))
+    assert {task for task, _ in full.seen} == {"a", "b"}  # both tasks are drawn in 12 steps
+
+    saved = {}
+
+    def checkpoint(step, model, opt):
+        if step == 7:
+            saved["model"] = {k: v.clone() for k, v in model.state_dict().items()}
+            saved["opt"] = optimizer_tensors(opt)
+
+    first = TwoHeads()
+    train(first, _mixture(12), None, HP, total_steps=12, seed=5, device=torch.device("cpu"),
+          checkpoint_every=7, on_checkpoint=checkpoint)
+    resumed = TwoHeads()
+    resumed.load_state_dict(saved["model"])
+    train(resumed, _mixture(12), None, HP, total_steps=12, seed=5, device=torch.device("cpu"),
+          start_step=7, optimizer_state=saved["opt"])
+    for key, value in full.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    assert resumed.seen == full.seen[7:]
+
+
 def test_optimizer_tensors_round_trip():
     model = Regressor()
     train(model, DATA, collate, HP, total_steps=2, seed=0, device=torch.device("cpu"))

@@ -91,28 +91,29 @@ def cmd_job_run(args) -> int:
 
 def _low_resource(spec: str):
     from xfer.languages import LOW_RESOURCE_PRESETS
-    from xfer.report import LowResourceSet
+    from xfer.report import low_resource_set
 
     if spec in LOW_RESOURCE_PRESETS:
-        langs, criterion = LOW_RESOURCE_PRESETS[spec]
-        return LowResourceSet(spec, langs, criterion)
+        return low_resource_set(spec)
     langs = frozenset(code.strip() for code in spec.split(",") if code.strip())
     if not langs or any(not code.isalpha() for code in langs):
         raise XferError(f"--low-resource {spec!r}: give a preset ({', '.join(LOW_RESOURCE_PRESETS)}) "
                         f"or a comma-separated list of language codes")
-    return LowResourceSet("custom", langs, "languages listed on the command line")
+    return low_resource_set(sorted(langs), listed_in="the command line")
 
 
 def cmd_aggregate(args) -> int:
     import jobs.aggregate
     from xfer import report
 
-    extra = [row for path in args.results for row in report.read_results_csv(path)]
+    tables = [report.read_results_csv(path) for path in args.results]
+    extra = [row for table in tables for row in table]
     if args.config is None:
         if not extra:
             raise XferError("aggregate needs a sweep CONFIG, or --results FILE.csv, or both")
         report_dir = Path(args.out or "reports/results")
-        summary = report.write_report(extra, None, _low_resource(args.low_resource), report_dir,
+        expected = [cell for table in tables for cell in report.table_cells(table)]  # each file its own seeds
+        summary = report.write_report(extra, expected, _low_resource(args.low_resource), report_dir,
                                       title="xfer results: " + ", ".join(Path(p).name for p in args.results))
     else:
         config, plan = _load(args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from xfer import tasks
 from xfer.errors import XferError
 from xfer.languages import LOW_RESOURCE_PRESETS
+from xfer.selection import DEFAULT_MAX_POINTS
 
 
 class Strict(BaseModel):
@@ -105,13 +106,57 @@ def _unique(values: list) -> list:
     return values
 
 
-class Intermediate(Strict):
+class Mixture(Strict):
+    """Multi-task intermediate training under one name: a shared encoder with one head per task; every optimizer
+    step trains on one task, drawn with probability proportional to its training-set size capped at `cap`."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     tasks: Annotated[list[Annotated[str, AfterValidator(_intermediate_task)]], AfterValidator(_unique)] = Field(
         min_length=1)
+    cap: int | None = Field(None, gt=0, description="count at most this many examples of a task when sampling")
+    sampling: Literal["proportional"] = "proportional"
+
+
+class Intermediate(Strict):
+    tasks: Annotated[list[Annotated[str, AfterValidator(_intermediate_task)]], AfterValidator(_unique)] = Field(
+        default_factory=list)
+    mixtures: list[Mixture] = Field(default_factory=list, description="multi-task intermediate trainings")
     budgets: Annotated[list[Annotated[int, AfterValidator(_budget)]], AfterValidator(_unique)] = Field(
         min_length=1, description="optimizer steps; 0 = no intermediate phase")
     hparams: Hparams = Hparams()
     checkpoint_every: int = Field(500, gt=0)
+    files: dict[str, str] = Field(default_factory=dict, description="task -> folder of user-supplied data (ccg)")
+
+    @model_validator(mode="after")
+    def _entries(self) -> Intermediate:
+        if not self.tasks and not self.mixtures:
+            raise ValueError("give at least one intermediate task in 'tasks' or 'mixtures'")
+        seen = set(self.tasks)
+        for i, mixture in enumerate(self.mixtures):
+            if mixture.name in seen:
+                raise ValueError(f"mixtures[{i}].name: {mixture.name!r} already names a task or mixture")
+            seen.add(mixture.name)
+        for name in self.files:
+            if not getattr(tasks.TASKS.get(name), "user_files", ""):
+                users = sorted(t.name for t in tasks.TASKS.values() if t.user_files)
+                raise ValueError(f"files.{name}: task {name!r} does not read user files (only: {', '.join(users)})")
+        for name in self.member_tasks():
+            task = tasks.get(name)
+            if task.user_files and name not in self.files:
+                raise ValueError(f"task {name!r} needs data files: {task.user_files}")
+        return self
+
+    # ---- derived views ----
+    def names(self) -> list[str]:
+        """Every intermediate entry of the sweep: the single tasks, then the mixtures."""
+        return list(self.tasks) + [m.name for m in self.mixtures]
+
+    def mixture(self, name: str) -> Mixture | None:
+        return next((m for m in self.mixtures if m.name == name), None)
+
+    def member_tasks(self) -> list[str]:
+        """Every task trained on, alone or in a mixture, each once."""
+        return list(dict.fromkeys(list(self.tasks) + [t for m in self.mixtures for t in m.tasks]))
 
 
 class Target(Strict):
@@ -120,6 +165,14 @@ class Target(Strict):
     layer: int | None = Field(None, ge=0, description="retrieval: hidden layer to mean-pool (default 14)")
 
     _hparams = field_validator("hparams")(classmethod(lambda cls, v: _check_hparam_overrides(v)))
+
+
+class Selection(Strict):
+    """Target-phase model selection (`xfer.selection`): the evaluation points. Each point evaluates the English
+    dev set, every language's dev set (where the task has one) and test set."""
+
+    max_points: int = Field(DEFAULT_MAX_POINTS, ge=1,
+                            description="evaluate at the end of every epoch, at most this many times, evenly spread")
 
 
 class SweepConfig(Strict):
@@ -134,6 +187,7 @@ class SweepConfig(Strict):
     low_resource: str | list[str] = "panx-1k"
     retrieval_layer: int = Field(14, ge=0)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    selection: Selection = Selection()
 
     _target_hparams = field_validator("target_hparams")(classmethod(lambda cls, v: _check_hparam_overrides(v)))
 
@@ -163,7 +217,7 @@ class SweepConfig(Strict):
 
     @model_validator(mode="after")
     def _qa_strides(self) -> SweepConfig:
-        if any(tasks.get(t).format == "span_qa" for t in self.intermediate.tasks):
+        if any(tasks.get(t).format == "span_qa" for t in self.intermediate.member_tasks()):
             problem = self.intermediate.hparams.stride_problem()
             if problem:
                 raise ValueError(f"intermediate.hparams: {problem}")
@@ -189,7 +243,7 @@ class SweepConfig(Strict):
         if isinstance(self.low_resource, str):
             langs, criterion = LOW_RESOURCE_PRESETS[self.low_resource]
             return self.low_resource, langs, criterion
-        return "custom", frozenset(self.low_resource), "languages listed in the config"
+        return "explicit list", frozenset(self.low_resource), "languages listed in the config"
 
 
 def _location(loc: tuple[Any, ...]) -> str:

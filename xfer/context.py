@@ -28,7 +28,7 @@ class JobContext:
     @property
     def data(self) -> DataSource:
         if self._data is None:
-            self._data = DataSource(self.config.data)
+            self._data = DataSource(self.config.data, files=self.config.intermediate.files)
         return self._data
 
     @property

@@ -10,18 +10,22 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from typing import Mapping
 
+from xfer import userfiles
 from xfer.errors import XferError
-from xfer.tasks import Split, Task
+from xfer.tasks import USER_FILES, Split, Task
 
 BUNDLED = Path(__file__).parent / "fixtures" / "hub"
 
 
 class DataSource:
-    """`spec` is "hub", "bundled" (the fixtures shipped with xfer), or a folder mirroring the Hub layout."""
+    """`spec` is "hub", "bundled" (the fixtures shipped with xfer), or a folder mirroring the Hub layout.
+    `files` maps a task with user-supplied data (CCG) to its folder (xfer/userfiles.py)."""
 
-    def __init__(self, spec: str):
+    def __init__(self, spec: str, files: Mapping[str, str] | None = None):
         self.spec = spec
+        self.files = dict(files or {})
         if spec == "hub":
             self.root = None
         else:
@@ -38,10 +42,12 @@ class DataSource:
         raise XferError(f"no data for {split.dataset} {config} {split.split}: {base}.jsonl not found")
 
     def load(self, task: Task, split: Split, lang: str = "en"):
-        """The split's rows for `lang`, filtered by `split.where`, as a `datasets.Dataset`."""
+        """The split's rows for `lang`, filtered by `split.where` and `split.prefix`, as a `datasets.Dataset`."""
         import datasets
 
         datasets.disable_progress_bars()  # the runner shows its own progress
+        if split.dataset == USER_FILES:
+            return userfiles.load(self.user_file(task, split))
         config = split.config_for(task.code(lang), lang)
         if self.root is None:
             try:
@@ -53,24 +59,39 @@ class DataSource:
             path = self._file(split, config)
             kind = "json" if path.suffix == ".jsonl" else "parquet"
             ds = datasets.load_dataset(kind, data_files=str(path), split="train")
-        missing = [col for col in split.columns.values() if col not in ds.column_names]
+        wanted = [c for col in split.columns.values() for c in (col if isinstance(col, tuple) else (col,))]
+        missing = [col for col in wanted if col not in ds.column_names]
         if missing:
             raise XferError(f"{split.dataset} {config} {split.split}: column {missing[0]!r} not found "
                             f"(columns: {', '.join(ds.column_names)})")
         for column, template in split.where.items():
             value = template.format(lang=lang, code=task.code(lang))
             ds = ds.filter(lambda values: [v == value for v in values], batched=True, input_columns=[column])
+        for column, template in split.prefix.items():
+            start = template.format(lang=lang, code=task.code(lang))
+            ds = ds.filter(lambda values: [str(v).startswith(start) for v in values], batched=True,
+                           input_columns=[column])
         if len(ds) == 0:
             raise XferError(f"{split.dataset} {config} {split.split} has no rows for language {lang!r}")
         return ds
 
     def fingerprint(self, task: Task, split: Split, lang: str = "en") -> str:
         """What identifies the data a job reads: the Hub coordinates, or the local file's sha256."""
+        if split.dataset == USER_FILES:
+            return f"sha256:{_sha256(self.user_file(task, split))}"
         config = split.config_for(task.code(lang), lang)
-        where = ",".join(f"{k}={v.format(lang=lang, code=task.code(lang))}" for k, v in split.where.items())
+        where = ",".join([f"{k}={v.format(lang=lang, code=task.code(lang))}" for k, v in split.where.items()] +
+                         [f"{k}^={v.format(lang=lang, code=task.code(lang))}" for k, v in split.prefix.items()])
         if self.root is None:
             return f"hub:{split.dataset}:{config}:{split.split}@{split.revision or 'main'}[{where}]"
         return f"sha256:{_sha256(self._file(split, config))}[{where}]"
+
+    def user_file(self, task: Task, split: Split) -> Path:
+        """The user-supplied file of a split; a missing one is an error saying how to supply it."""
+        problem = userfiles.problem(task, self.files.get(task.name))
+        if problem:
+            raise XferError(problem)
+        return userfiles.split_file(self.files[task.name], split.split)
 
 
 @lru_cache(maxsize=None)

@@ -33,6 +33,22 @@ TATOEBA_CODES = {
     "th": "tha", "tr": "tur", "ur": "urd", "vi": "vie",
 }
 
+# udpos's Hub configs are named by the English name of the language (`udpos.<Name>`).
+UDPOS_NAMES = {
+    "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek", "en": "English",
+    "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian", "fi": "Finnish", "fr": "French",
+    "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian", "it": "Italian", "ja": "Japanese",
+    "kk": "Kazakh", "ko": "Korean", "mr": "Marathi", "nl": "Dutch", "pt": "Portuguese", "ru": "Russian",
+    "ta": "Tamil", "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "ur": "Urdu",
+    "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese",
+}
+# TyDiQA-GoldP mixes its languages in one config: a question's language is the prefix of its id
+# ("swahili-1234...-0").
+TYDIQA_PREFIXES = {
+    "ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish", "id": "indonesian", "ko": "korean",
+    "ru": "russian", "sw": "swahili", "te": "telugu",
+}
+
 # PAN-X (WikiANN, Rahimi et al. 2019 balanced splits) training-set sizes, from the Hub's dataset info.
 PANX_TRAIN_SIZE = {lang: 20_000 for lang in PANX}
 PANX_TRAIN_SIZE.update({"jv": 100, "my": 100, "yo": 100, "kk": 1_000, "sw": 1_000, "te": 1_000,
@@ -45,6 +61,8 @@ def panx_preset(max_train: int) -> frozenset[str]:
     return frozenset(lang for lang, size in PANX_TRAIN_SIZE.items() if size <= max_train)
 
 
+# Where the presets' criterion comes from, stated in every report.
+LOW_RESOURCE_SOURCE = "PAN-X training-set sizes, Rahimi et al. 2019 splits, as in google/xtreme dataset info"
 LOW_RESOURCE_PRESETS = {
     "panx-1k": (panx_preset(1_000),
                 "languages whose PAN-X (WikiANN, Rahimi et al. 2019 splits) training set has at most 1,000 sentences"),

@@ -18,6 +18,7 @@ from pathlib import Path
 from xfer import __version__, tasks
 from xfer.config import SweepConfig
 from xfer.data import BUNDLED, DataSource
+from xfer.errors import XferError
 
 STAGES = ("build", "intermediate", "evaluate", "aggregate")
 STAGE_OF = {"build": "build", "intermediate": "intermediate", "target": "evaluate", "retrieval": "evaluate",
@@ -101,15 +102,42 @@ def _base_model(cfg: SweepConfig, plan: Plan) -> tuple[dict, tuple[str, ...]]:
     return {"hub": spec.name, "revision": spec.revision}, ()
 
 
+def _fingerprints(data: DataSource, task: tasks.Task, value) -> str | list[str] | None:
+    """One split's fingerprint, a list for a task reading several splits (ANLI+), None for no split."""
+    prints = [data.fingerprint(task, split) for split in tasks.splits(value)]
+    return prints[0] if isinstance(value, tasks.Split) else (prints or None)
+
+
+def _intermediate_data(cfg: SweepConfig, data: DataSource, name: str) -> dict:
+    """The data of an intermediate job; a mixture also names its member tasks, cap and sampling."""
+    mixture = cfg.intermediate.mixture(name)
+    if mixture is None:
+        task = tasks.get(name)
+        return {"data": {"train": _fingerprints(data, task, task.train), "dev": _fingerprints(data, task, task.dev)}}
+    return {"mixture": {"tasks": list(mixture.tasks), "cap": mixture.cap, "sampling": mixture.sampling},
+            "data": {t: {"train": _fingerprints(data, tasks.get(t), tasks.get(t).train),
+                         "dev": _fingerprints(data, tasks.get(t), tasks.get(t).dev)} for t in mixture.tasks}}
+
+
+def _lang_dev_fingerprints(data: DataSource, task, langs) -> dict[str, str | None]:
+    """The target-language dev sets the oracle selection reads; None where a language has none."""
+    out = {}
+    for lang in langs:
+        try:
+            out[lang] = data.fingerprint(task, task.lang_dev, lang) if task.lang_dev else None
+        except XferError:  # a local mirror without that dev file: no oracle for the language
+            out[lang] = None
+    return out
+
+
 def build_plan(cfg: SweepConfig, config_sha256: str = "") -> Plan:
     plan = Plan(cfg.name, config_sha256)
-    data = DataSource(cfg.data)
+    data = DataSource(cfg.data, files=cfg.intermediate.files)
     base, base_deps = _base_model(cfg, plan)
     cells = []  # (intermediate task, budget, seed, target task) -> the job holding its results
 
     starts = []  # (intermediate task, budget, seed, model ref, deps, label)
-    for itask_name in cfg.intermediate.tasks:
-        itask = tasks.get(itask_name)
+    for itask_name in cfg.intermediate.names():  # single tasks, then mixtures
         for budget in sorted(cfg.intermediate.budgets):
             for seed in cfg.seeds:
                 if budget == 0:
@@ -117,9 +145,7 @@ def build_plan(cfg: SweepConfig, config_sha256: str = "") -> Plan:
                     continue
                 job = plan.add("intermediate", {
                     "task": itask_name, "budget": budget, "seed": seed, "model": base,
-                    "hparams": cfg.intermediate.hparams.model_dump(),
-                    "data": {"train": data.fingerprint(itask, itask.train),
-                             "dev": data.fingerprint(itask, itask.dev) if itask.dev else None},
+                    "hparams": cfg.intermediate.hparams.model_dump(), **_intermediate_data(cfg, data, itask_name),
                 }, base_deps)
                 starts.append((itask_name, budget, seed, {"store": job.output}, (job.id,),
                                f"{itask_name}@{budget}"))
@@ -132,17 +158,21 @@ def build_plan(cfg: SweepConfig, config_sha256: str = "") -> Plan:
             test = {lang: data.fingerprint(task, task.test, lang) for lang in langs}
             if task.format == "retrieval":
                 layer = cfg.targets[target_name].layer
+                read = {"test": test}
+                if task.retrieval == "bucc":  # the mining threshold is chosen on each language's sample gold
+                    read["dev"] = {lang: data.fingerprint(task, task.lang_dev, lang) for lang in langs}
                 job = plan.add("retrieval", {
                     "task": target_name, "from": label, "model": model, "languages": list(langs),
                     "layer": cfg.retrieval_layer if layer is None else layer,
                     "hparams": {"max_length": hp.max_length, "batch_size": hp.batch_size},
-                    "data": {"test": test}}, deps)
+                    "data": read}, deps)
             else:
                 job = plan.add("target", {
                     "task": target_name, "from": label, "seed": seed, "model": model, "languages": list(langs),
-                    "hparams": hp.model_dump(),
+                    "hparams": hp.model_dump(), "selection": cfg.selection.model_dump(),
                     "data": {"train": data.fingerprint(task, task.train),
-                             "dev": data.fingerprint(task, task.dev) if task.dev else None, "test": test}}, deps)
+                             "dev": data.fingerprint(task, task.dev) if task.dev else None, "test": test,
+                             "lang_dev": _lang_dev_fingerprints(data, task, langs)}}, deps)
             cells.append({"intermediate_task": itask_name, "budget": budget, "seed": seed,
                           "target_task": target_name, "languages": list(langs), "job": job.id})
 

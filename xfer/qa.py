@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+NULL_THRESHOLD = 0.0  # SQuAD 2.0: predict "" when the null score beats the best span by more than this
+
 
 def squad_features(tokenizer, questions: Sequence[str], contexts: Sequence[str], max_length: int,
                    doc_stride: int) -> dict:
@@ -46,14 +48,22 @@ def squad_train_features(tokenizer, questions, contexts, answer_starts, answer_t
 
 def best_answers(example_ids: Sequence[str], contexts: Sequence[str], feature_example_index: Sequence[int],
                  offset_mapping, start_logits: np.ndarray, end_logits: np.ndarray, n_best: int = 20,
-                 max_answer_length: int = 30) -> dict[str, str]:
+                 max_answer_length: int = 30, null_threshold: float | None = None) -> dict[str, str]:
     """The highest-scoring (start + end logit) valid span of each example over all of its windows;
-    "" for an example with no valid span."""
+    "" for an example with no valid span.
+
+    With `null_threshold` (SQuAD 2.0), an example's null score is start + end logit of the first token
+    (<s>, where unanswerable questions are trained to point), the lowest over its windows (as the BERT and
+    transformers SQuAD 2.0 post-processing take it); the answer is "" when the null score exceeds the best
+    span's score by more than the threshold."""
     best: dict[int, tuple[float, str]] = {}
+    null: dict[int, float] = {}
     for f, example in enumerate(feature_example_index):
         offsets = offset_mapping[f]
         n = len(offsets)
         start_scores, end_scores = start_logits[f][:n], end_logits[f][:n]
+        if null_threshold is not None:
+            null[example] = min(null.get(example, np.inf), float(start_scores[0] + end_scores[0]))
         for s in np.argsort(start_scores)[::-1][:n_best]:
             if offsets[s] is None:
                 continue
@@ -63,4 +73,8 @@ def best_answers(example_ids: Sequence[str], contexts: Sequence[str], feature_ex
                 score = float(start_scores[s] + end_scores[e])
                 if example not in best or score > best[example][0]:
                     best[example] = (score, contexts[example][offsets[s][0]:offsets[e][1]].strip())
-    return {qid: best[i][1] if i in best else "" for i, qid in enumerate(example_ids)}
+    answers = {}
+    for i, qid in enumerate(example_ids):
+        no_answer = i in null and (i not in best or null[i] - best[i][0] > null_threshold)
+        answers[qid] = best[i][1] if i in best and not no_answer else ""
+    return answers

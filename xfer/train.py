@@ -3,7 +3,8 @@
 Batches are a pure function of (seed, step): every epoch is a fresh seeded permutation of the data, the data
 is cycled when the budget asks for more steps than one epoch holds, and the torch RNG (dropout) is reseeded
 at every step. A run resumed from a checkpoint at step k therefore takes exactly the steps an uninterrupted
-run would have taken. Optimizer state is saved as safetensors tensors, never pickled.
+run would have taken. Multi-task training (`TaskMixture`) keeps that property: the task each step trains on
+is drawn from a seeded stream too. Optimizer state is saved as safetensors tensors, never pickled.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import math
 import signal
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from xfer.config import Hparams
+from xfer.errors import XferError
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
@@ -38,6 +40,51 @@ class Batches:
         epoch, j = divmod(i, self.per_epoch)
         order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
         return order[j * self.batch_size:(j + 1) * self.batch_size]
+
+
+class TaskMixture:
+    """Multi-task micro-batches: every optimizer step trains on one task, drawn with probability proportional
+    to its training-set size capped at `cap` (examples-proportional mixing). The task of each step comes from a
+    seeded stream of uniform draws, and each task's micro-batches follow its own seeded `Batches` order, advanced
+    only on the steps that drew it: what step s trains on is a function of (seed, s) alone, so a resumed run
+    takes the steps an uninterrupted one would. A batch carries the task's name under "task"."""
+
+    STREAM = 0x6D6978  # keeps the task draws apart from any other stream seeded with `seed`
+
+    def __init__(self, datasets: dict[str, Sequence], collates: dict[str, Callable[[list], dict]],
+                 sizes: dict[str, int], cap: int | None, seed: int, total_steps: int, hp: Hparams):
+        self.names = list(datasets)
+        self.datasets, self.collates, self.grad_accum = datasets, collates, hp.grad_accum
+        capped = np.array([min(sizes[n], cap) if cap else sizes[n] for n in self.names], dtype=np.float64)
+        if not (capped > 0).all():
+            empty = self.names[int(np.argmin(capped))]
+            raise XferError(f"mixture member {empty!r} has no training examples")
+        self.weights = capped / capped.sum()
+        draws = np.random.default_rng([seed, self.STREAM]).random(total_steps)
+        self.schedule = np.minimum(np.searchsorted(np.cumsum(self.weights), draws, side="right"),
+                                   len(self.names) - 1)
+        self.rank = np.zeros(total_steps, dtype=np.int64)  # how often the step's task was drawn before it
+        counts = np.zeros(len(self.names), dtype=np.int64)
+        for step, task in enumerate(self.schedule):
+            self.rank[step] = counts[task]
+            counts[task] += 1
+        self.batches = [Batches(len(datasets[n]), hp.batch_size,
+                                int(np.random.SeedSequence([seed, i]).generate_state(1)[0]))
+                        for i, n in enumerate(self.names)]
+
+    def task(self, step: int) -> str:
+        return self.names[int(self.schedule[step])]
+
+    def draws(self, steps: int) -> dict[str, int]:
+        """How many of the first `steps` steps train on each task."""
+        counts = np.bincount(self.schedule[:steps], minlength=len(self.names))
+        return {name: int(n) for name, n in zip(self.names, counts)}
+
+    def batch(self, step: int, micro: int) -> dict:
+        t = int(self.schedule[step])
+        name, data = self.names[t], self.datasets[self.names[t]]
+        rows = [data[int(i)] for i in self.batches[t].indices(int(self.rank[step]) * self.grad_accum + micro)]
+        return {**self.collates[name](rows), "task": name}
 
 
 def steps_for_epochs(size: int, hp: Hparams) -> int:
@@ -103,7 +150,7 @@ class StopFlag:
 
 def train(
     model: torch.nn.Module,
-    dataset: Dataset | Sequence,
+    dataset: Dataset | Sequence | TaskMixture,
     collate: Callable[[list], dict],
     hp: Hparams,
     total_steps: int,
@@ -116,17 +163,30 @@ def train(
     on_checkpoint: Callable[[int, torch.nn.Module, torch.optim.Optimizer], None] | None = None,
     on_step: Callable[[int, float], None] | None = None,
     stop: StopFlag | None = None,
+    evaluate_at: Collection[int] = (),
+    on_eval: Callable[[int, torch.nn.Module], None] | None = None,
 ) -> dict[str, float]:
     """Train in place for steps [start_step, total_steps); returns {"loss": mean loss of the last steps}.
 
+    `dataset` is a sequence of features batched by `collate`, or a `TaskMixture` (which batches itself).
+
     `on_checkpoint(step, model, opt)` is called every `checkpoint_every` steps (not at the end) and when
     `stop` is set, after which the loop returns early with {"stopped_at": step}.
+    `on_eval(step, model)` is called once `step` optimizer steps are done, for each step in `evaluate_at`
+    (the last step included); the model is put back in training mode afterwards. It leaves the training
+    trajectory unchanged: the torch RNG is reseeded at every step and evaluation takes no gradient.
     """
     model.to(device).train()
     opt = optimizer(model, hp)
     if optimizer_state:
         load_optimizer_tensors(opt, optimizer_state)
-    batches = Batches(len(dataset), hp.batch_size, seed)
+    if isinstance(dataset, TaskMixture):
+        draw = dataset.batch
+    else:
+        batches = Batches(len(dataset), hp.batch_size, seed)
+
+        def draw(step: int, micro: int) -> dict:
+            return collate([dataset[int(i)] for i in batches.indices(step * hp.grad_accum + micro)])
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
     recent: list[float] = []
@@ -136,8 +196,7 @@ def train(
             group["lr"] = lr_at(step, total_steps, hp)
         step_loss = 0.0
         for micro in range(hp.grad_accum):
-            rows = [dataset[int(i)] for i in batches.indices(step * hp.grad_accum + micro)]
-            batch = {k: v.to(device) for k, v in collate(rows).items()}
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in draw(step, micro).items()}
             with autocast:
                 loss = model(**batch).loss / hp.grad_accum
             loss.backward()
@@ -149,6 +208,9 @@ def train(
         if on_step:
             on_step(step + 1, step_loss)
         done = step + 1
+        if on_eval and done in evaluate_at:
+            on_eval(done, model)
+            model.train()
         if stop is not None and stop.set and done < total_steps:
             if on_checkpoint:
                 on_checkpoint(done, model, opt)

@@ -33,7 +33,12 @@ def label_ids(task, split, values: Sequence) -> list[int]:
             out.append(task.labels.index(value))
         else:
             index = int(value)
-            if index >= len(task.labels):
+            if index >= len(split.label_names or task.labels):
                 raise XferError(f"{split.dataset} {split.split}: label {value!r} out of range for {task.name}")
+            if split.label_names and index >= 0:  # the source's own label order: map by name
+                name = split.label_names[index]
+                if name not in task.labels:
+                    raise XferError(f"{split.dataset} {split.split}: label {name!r} is not one of {task.labels}")
+                index = task.labels.index(name)
             out.append(index)
     return out

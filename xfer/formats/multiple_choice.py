@@ -1,4 +1,9 @@
-"""Multiple choice (HellaSwag, Cosmos QA, CommonsenseQA): one (context, choice) pair per choice; accuracy."""
+"""Multiple choice (HellaSwag, Cosmos QA, CommonsenseQA): one (prompt, choice) pair per choice; accuracy.
+
+The prompt is the `context` column, the `question` column, or both joined by a space (Cosmos QA, as jiant
+does). The choices are a list column (HellaSwag's endings), one column per choice (Cosmos QA's answer0..3),
+or a {label, text} column (CommonsenseQA), whose gold answer key is looked up among the row's own labels.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import numpy as np
 import torch
 
 from xfer import metrics
+from xfer.errors import XferError
 from xfer.formats.common import label_ids, predict
 
 
@@ -15,10 +21,34 @@ def num_labels(task) -> None:
     return None
 
 
-def _encode(task, split, rows, tokenizer, max_length):
+def _prompts(split, rows) -> list[str]:
+    parts = [list(rows[split.columns[key]]) for key in ("context", "question") if key in split.columns]
+    return [" ".join(texts) for texts in zip(*parts)]
+
+
+def _choices_and_labels(task, split, rows) -> tuple[list[list[str]], list[int]]:
     cols = split.columns
-    contexts, choices = list(rows[cols["context"]]), list(rows[cols["choices"]])
-    labels = label_ids(task, split, rows[cols["label"]])
+    spec, keys = cols["choices"], list(rows[cols["label"]])
+    if isinstance(spec, tuple):  # one column per choice
+        return [list(options) for options in zip(*(list(rows[c]) for c in spec))], label_ids(task, split, keys)
+    values = list(rows[spec])
+    if values and isinstance(values[0], dict):  # {label: [...], text: [...]}: the key names one of the row's labels
+        labels = []
+        for value, key in zip(values, keys):
+            if key == "":
+                labels.append(-1)  # no answer key (a test split)
+            elif key in value["label"]:
+                labels.append(list(value["label"]).index(key))
+            else:
+                raise XferError(f"{split.dataset} {split.split}: answer key {key!r} is not one of the choice "
+                                f"labels {list(value['label'])}")
+        return [list(value["text"]) for value in values], labels
+    return [list(options) for options in values], label_ids(task, split, keys)
+
+
+def _encode(task, split, rows, tokenizer, max_length):
+    contexts = _prompts(split, rows)
+    choices, labels = _choices_and_labels(task, split, rows)
     features = []
     for context, options, label in zip(contexts, choices, labels):
         if label < 0:

@@ -1,16 +1,35 @@
-"""Sentence retrieval (Tatoeba): no training; sentences are embedded by mean-pooling one hidden layer of the
-encoder (special tokens included, as jiant and XTREME do), and each source sentence retrieves its nearest
-English sentence by cosine similarity. Accuracy = share of sources whose nearest target is their translation."""
+"""Sentence retrieval (Tatoeba, BUCC 2018): no training; sentences are embedded by mean-pooling one hidden layer
+of the encoder (special tokens included, as jiant and XTREME do). The task's `retrieval` says what follows:
+
+- "nearest" (Tatoeba): each source sentence retrieves its nearest English sentence by cosine similarity.
+  Accuracy = share of sources whose nearest target is their translation; predictions: one index per line.
+- "bucc" (BUCC 2018): candidate pairs are mined by ratio margin over k=4 neighbours (`xfer.bucc.mine`), the
+  score threshold is chosen on the language's sample gold (`dev`) and applied unchanged to the test
+  candidates. Precision, recall and F1 over (source id, target id) pairs; predictions: the extracted pairs,
+  `src_id<TAB>tgt_id` per line. The Hub's BUCC rows are the gold pairs only, so only their sentences are
+  mined (the full BUCC corpora add many sentences without a translation).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from xfer import metrics
+from xfer import bucc, metrics
 from xfer.errors import XferError
+
+BUCC_K = 4  # neighbours of the ratio margin (XTREME, Artetxe and Schwenk 2019)
+
+
+@dataclass(frozen=True)
+class Mined:
+    """BUCC predictions: the extracted (source id, target id) pairs, best first, and the threshold used."""
+
+    pairs: list[tuple[str, str]]
+    threshold: float
 
 
 def num_labels(task) -> None:
@@ -35,7 +54,17 @@ def embed(model, tokenizer, sentences: list[str], layer: int, max_length: int, b
     return np.concatenate(out)
 
 
-def evaluate(model, task, split, rows, tokenizer, hp, device, layer: int, lang: str = "en"):
+def evaluate(model, task, split, rows, tokenizer, hp, device, layer: int, lang: str = "en", dev=None):
+    """`dev`: (split, rows) of the language's sample gold, on which BUCC mining chooses its threshold."""
+    if task.retrieval == "bucc":
+        if dev is None:
+            raise XferError(f"{task.name}: mining needs the language's sample gold to choose its threshold")
+        dev_candidates, dev_gold = _mine(model, dev[0], dev[1], tokenizer, hp, device, layer)
+        candidates, gold = _mine(model, split, rows, tokenizer, hp, device, layer)
+        threshold = bucc.select_threshold(dev_candidates, dev_gold)
+        chosen = bucc.apply_threshold(candidates, threshold)
+        pairs = [(s, t) for s, t, _ in candidates if (s, t) in chosen]
+        return bucc.pair_scores(chosen, gold), Mined(pairs, threshold)
     cols = split.columns
     sources = [s.rstrip("\n") for s in rows[cols["source"]]]  # Tatoeba keeps a trailing newline
     targets = [t.rstrip("\n") for t in rows[cols["target"]]]
@@ -45,5 +74,22 @@ def evaluate(model, task, split, rows, tokenizer, hp, device, layer: int, lang: 
     return {"accuracy": metrics.retrieval_accuracy(nearest)}, nearest.tolist()
 
 
+def _mine(model, split, rows, tokenizer, hp, device, layer: int):
+    """BUCC candidates mined between the rows' source and target sentences, and the rows' gold id pairs.
+    Each id is embedded once; as in XTREME, a sentence text that occurs under several ids is not mined."""
+    cols = split.columns
+    source_ids, target_ids = [str(i) for i in rows[cols["source_id"]]], [str(i) for i in rows[cols["target_id"]]]
+    sources = dict(zip(source_ids, (s.rstrip("\n") for s in rows[cols["source"]])))
+    targets = dict(zip(target_ids, (t.rstrip("\n") for t in rows[cols["target"]])))
+    src = embed(model, tokenizer, list(sources.values()), layer, hp.max_length, hp.batch_size, device)
+    tgt = embed(model, tokenizer, list(targets.values()), layer, hp.max_length, hp.batch_size, device)
+    candidates = bucc.mine(src, tgt, list(sources), list(targets), k=BUCC_K, src_texts=list(sources.values()),
+                           tgt_texts=list(targets.values()))
+    return candidates, set(zip(source_ids, target_ids))
+
+
 def write_predictions(predictions, path: Path) -> None:
-    path.write_text("".join(f"{i}\n" for i in predictions), encoding="utf-8")
+    if isinstance(predictions, Mined):
+        path.write_text("".join(f"{s}\t{t}\n" for s, t in predictions.pairs), encoding="utf-8")
+    else:
+        path.write_text("".join(f"{i}\n" for i in predictions), encoding="utf-8")

@@ -1,5 +1,9 @@
 """Extractive span QA (SQuAD, XQuAD, MLQA, TyDiQA-GoldP): start/end logits over doc-stride windows,
-turned into answer text by `xfer.qa`; scored with SQuAD exact match and F1."""
+turned into answer text by `xfer.qa`; scored with SQuAD exact match and F1 (MLQA: with MLQA's per-language
+normalisation, `xfer.mlqa`).
+
+A task with `unanswerable` (SQuAD 2.0) trains its unanswerable questions to point at <s> (as every window
+without the answer does), answers "" when the null score wins, and is scored with SQuAD 2.0's EM and F1."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from transformers import DataCollatorWithPadding
 
-from xfer import metrics, qa
+from xfer import metrics, mlqa, qa
 from xfer.formats.common import predict
 
 
@@ -46,9 +50,20 @@ def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
         starts[row:row + len(s), :s.shape[1]] = s
         ends[row:row + len(e), :e.shape[1]] = e
         row += len(s)
-    answers = qa.best_answers(ids, contexts, enc["feature_example_index"], enc["offset_mapping"], starts, ends)
+    answers = qa.best_answers(ids, contexts, enc["feature_example_index"], enc["offset_mapping"], starts, ends,
+                              null_threshold=qa.NULL_THRESHOLD if task.unanswerable else None)
     gold = {i: list(a["text"]) for i, a in zip(ids, rows[cols["answers"]])}
-    return metrics.squad_scores(answers, gold), answers
+    return scores(task, answers, gold, lang), answers
+
+
+def scores(task, predictions: dict[str, str], references: dict[str, list[str]], lang: str) -> dict[str, float]:
+    """Exact match and F1 by the task's rules: SQuAD 2.0's (`unanswerable`), MLQA's for `lang`
+    (`qa_scoring="mlqa"`), or SQuAD v1.1's."""
+    if task.unanswerable:
+        return metrics.squad_v2_scores(predictions, references)
+    if task.qa_scoring == "mlqa":
+        return mlqa.scores(predictions, references, lang)
+    return metrics.squad_scores(predictions, references)
 
 
 def write_predictions(predictions, path: Path) -> None:

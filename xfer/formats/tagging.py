@@ -2,7 +2,9 @@
 
 A sentence longer than the model's maximum length is split into consecutive windows of whole words, each
 tagged on its own, and the windows' predictions are joined, so every word is scored (as XTREME does).
-Scored with seqeval F1 (and token accuracy beside it).
+Scored with seqeval F1 (and token accuracy beside it); a task without "f1" among its metrics (CCG
+supertagging) with token accuracy only. Tags are label indices, or label names where the split says so
+(CCG, whose label set is read from its training data; a dev tag unseen in training is scored, never predicted).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 from transformers import DataCollatorForTokenClassification
 
 from xfer import metrics
+from xfer.errors import XferError
 from xfer.formats.common import predict
 
 IGNORE = -100
@@ -34,7 +37,24 @@ def _windows(word_lengths: list[int], budget: int) -> list[tuple[int, int]]:
     return windows
 
 
-def _encode(task, split, rows, tokenizer, max_length):
+def _tag_ids(task, split, tags, lenient: bool) -> list[int]:
+    """A sentence's tags as label indices; with `lenient` (evaluation), an unknown tag name becomes 0 (the gold
+    names are scored separately)."""
+    if split.labels_are != "name":
+        return [int(t) for t in tags]
+    index = {label: i for i, label in enumerate(task.labels)}
+    unknown = [t for t in tags if t not in index]
+    if unknown and not lenient:
+        raise XferError(f"{split.dataset} {split.config} {split.split}: tag {unknown[0]!r} is not one of the "
+                        f"task's labels")
+    return [index.get(t, 0) for t in tags]
+
+
+def _gold(task, split, tags) -> list[str]:
+    return [str(t) for t in tags] if split.labels_are == "name" else [task.labels[int(t)] for t in tags]
+
+
+def _encode(task, split, rows, tokenizer, max_length, lenient: bool = False):
     """Feature dicts, one per window, each with its sentence index and first word."""
     cols = split.columns
     sentences, tags = [list(s) for s in rows[cols["tokens"]]], list(rows[cols["tags"]])
@@ -43,6 +63,7 @@ def _encode(task, split, rows, tokenizer, max_length):
     budget = max_length - 2
     features = []
     for s, (words, labels) in enumerate(zip(sentences, tags)):
+        labels = _tag_ids(task, split, labels, lenient)
         word_ids = enc.word_ids(s)
         ids = enc["input_ids"][s]
         pieces: list[list[int]] = [[] for _ in words]
@@ -75,9 +96,9 @@ def collate(tokenizer):
 
 
 def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
-    features = _encode(task, split, rows, tokenizer, hp.max_length)
+    features = _encode(task, split, rows, tokenizer, hp.max_length, lenient=True)
     cols = split.columns
-    gold = [[task.labels[int(t)] for t in tags] for tags in list(rows[cols["tags"]])]
+    gold = [_gold(task, split, tags) for tags in list(rows[cols["tags"]])]
     predicted = [[None] * len(g) for g in gold]
     outputs = predict(model, features, collate(tokenizer), hp.eval_batch_size, device)
     index = 0
@@ -92,7 +113,8 @@ def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
                     predicted[feature["sentence"]][word] = task.labels[int(best[position])]
                     word += 1
     assert all(tag is not None for sentence in predicted for tag in sentence), "a word was left untagged"
-    scores = {"f1": metrics.seqeval_f1(predicted, gold), "token_accuracy": metrics.token_accuracy(predicted, gold)}
+    scores = {"f1": metrics.seqeval_f1(predicted, gold)} if "f1" in task.metrics else {}
+    scores["token_accuracy"] = metrics.token_accuracy(predicted, gold)
     return scores, predicted
 
 
