@@ -91,30 +91,27 @@ def squad_f1(prediction: str, gold: str) -> float:
 
 def squad_scores(predictions: dict[str, str], references: dict[str, list[str]]) -> dict[str, float]:
     """Exact match and F1 in percent: the max over gold answers; an unanswered question scores 0."""
-    if not references:
-        raise XferError("squad: no questions to score")
-    em = f1 = 0.0
-    for qid, golds in references.items():
-        if qid not in predictions:
-            continue
-        em += max(squad_exact_match(predictions[qid], g) for g in golds)
-        f1 += max(squad_f1(predictions[qid], g) for g in golds)
-    return {"exact_match": 100.0 * em / len(references), "f1": 100.0 * f1 / len(references)}
+    return _squad_totals(predictions, references, squad_f1, unanswerable=False)
 
 
 def squad_v2_scores(predictions: dict[str, str], references: dict[str, list[str]]) -> dict[str, float]:
     """SQuAD 2.0 exact match and F1 in percent (official evaluate-v2.0.py): gold answers that normalise to
     nothing are dropped, and a question left with none is unanswerable, gold [""]; an empty prediction or gold
     scores F1 1 only when both are empty. The max over gold answers; a missing prediction scores 0."""
+    return _squad_totals(predictions, references, _f1_v2, unanswerable=True)
+
+
+def _squad_totals(predictions, references, f1_of, unanswerable: bool) -> dict[str, float]:
     if not references:
         raise XferError("squad: no questions to score")
     em = f1 = 0.0
     for qid, golds in references.items():
         if qid not in predictions:
             continue
-        golds = [g for g in golds if squad_normalize(g)] or [""]
+        if unanswerable:
+            golds = [g for g in golds if squad_normalize(g)] or [""]
         em += max(squad_exact_match(predictions[qid], g) for g in golds)
-        f1 += max(_f1_v2(predictions[qid], g) for g in golds)
+        f1 += max(f1_of(predictions[qid], g) for g in golds)
     return {"exact_match": 100.0 * em / len(references), "f1": 100.0 * f1 / len(references)}
 
 
