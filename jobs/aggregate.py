@@ -4,9 +4,11 @@ has no committed output are reported as missing, never averaged over. The report
 `reports/<name>/<job id>/` and `reports/<name>/latest.json` points at it. Runs every time: it is cheap and its
 inputs may have filled in.
 
-The default results are the English-dev-selected ones (`metrics` of a target job's results.json). The oracle
-results take, per language, the checkpoint chosen on that language's dev set (`oracle`); a language without
-one, and every retrieval task (no target training, nothing to select), keeps the default and is listed so.
+The default results are the English-dev-selected ones (`metrics` of a target job's results.json, under
+`tasks.<task>`: a target job may hold several tasks trained once; a retrieval job's are at the top). The
+oracle results take, per language, the checkpoint chosen on that language's dev set (`oracle`); a language
+without one, and every retrieval task (no target training, nothing to select), keeps the default and is
+listed so.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def collect_both(params: dict, store) -> tuple[list[dict], list[Cell], list[dict
         results = cache[prefix]
         if results is None:
             continue
+        if "tasks" in results:  # a target job: each task of its group under its own name
+            results = results["tasks"][task]
         oracle = results.get("oracle")
         for lang in cell["languages"]:
             chosen = results["metrics"].get(lang, {})

@@ -111,7 +111,8 @@ def test_sweep_and_published_tables_in_one_report(tmp_path):
     uri = f"file://{tmp_path / 'store'}"
     store = open_store(uri)
     for job in build_plan(load(str(config))[0]).stage("evaluate"):
-        if job.params["task"] == "xnli":
+        (task,) = job.tasks
+        if task == "xnli":
             metrics = {lang: {"accuracy": v} for lang, v in SWEEP_XNLI.items()}
             oracle = {lang: {"accuracy": v + 1} for lang, v in SWEEP_XNLI.items()}
         else:
@@ -119,7 +120,8 @@ def test_sweep_and_published_tables_in_one_report(tmp_path):
             oracle = {"en": {"f1": 82.0}}  # sw: as if it had no dev set
         folder = tmp_path / job.id
         folder.mkdir()
-        (folder / "results.json").write_text(json.dumps({"metrics": metrics, "oracle": oracle, "selection": {}}))
+        (folder / "results.json").write_text(json.dumps(
+            {"tasks": {task: {"metrics": metrics, "oracle": oracle, "selection": {}}}}))
         store.commit(job.output, folder)
     out = tmp_path / "report"
     assert cli.main(["aggregate", str(config), "--store", uri, "--work", str(tmp_path / "work"),

@@ -7,7 +7,7 @@ those lists. Each container's command and args are then executed as an invocatio
 (`xfer.cli.main`, in this process: one import of torch serves every pod) with the container's env and
 working directory, its volumes mapped to fresh local folders. Every invocation must exit 0.
 
-To stay fast, the fan-outs run a chain of items rather than all 71 jobs of the demo: every build job,
+To stay fast, the fan-outs run a chain of items rather than all 64 jobs of the demo: every build job,
 the cheapest intermediate job, and one target and one retrieval job that start from it; the aggregate
 then reports the cells that were not run (which is not an error).
 """

@@ -1,6 +1,6 @@
 """Target-phase model selection: evaluation points, the English-dev (default) and per-language oracle choices
 on hand-made score sequences, a training hook that leaves the trajectory untouched, and one small sweep whose
-target jobs' results.json, predictions and oracle report agree with each other."""
+target jobs' results.json, predictions and oracle report agree with each other (XQuAD and MLQA in one job)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,13 @@ def test_dev_score_is_the_mean_of_the_task_metrics():
     assert selection.dev_score({"accuracy": 71.5}, ("accuracy",)) == 71.5
 
 
+def test_a_group_s_dev_score_is_the_mean_of_its_tasks_scores():
+    qa = ("exact_match", "f1")
+    dev = {"xquad": {"exact_match": 40.0, "f1": 60.0}, "mlqa": {"exact_match": 44.0, "f1": 62.0}}
+    assert selection.group_dev_score(dev, {"xquad": qa, "mlqa": qa}) == (50.0 + 53.0) / 2
+    assert selection.group_dev_score(dev, {"mlqa": qa}) == selection.dev_score(dev["mlqa"], qa) == 53.0
+
+
 # ------------------------------------------------------------------------------------------- the hook
 
 
@@ -122,6 +129,7 @@ intermediate: {tasks: [mnli], budgets: [0]}
 targets:
   xnli: {languages: [en, de, sw]}
   xquad: {languages: [en, de], hparams: {max_steps: 6}}
+  mlqa: {languages: [en, de], hparams: {max_steps: 6}}
 target_hparams: {lr: 2.0e-3, batch_size: 16, max_length: 64, epochs: 3, doc_stride: 16}
 seeds: [1, 2]
 """
@@ -129,7 +137,8 @@ seeds: [1, 2]
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """One run of a tiny sweep: 1 build job, 2 target tasks x 2 seeds, the aggregate."""
+    """One run of a tiny sweep: 1 build job, 3 target tasks in 2 target jobs (XQuAD and MLQA train once) x 2
+    seeds, the aggregate. `results` and `jobs` are keyed by (task, seed), a task's results its own section."""
     base = tmp_path_factory.mktemp("selection")
     config = base / "sweep.yaml"
     config.write_text(CONFIG)
@@ -137,10 +146,13 @@ def sweep(tmp_path_factory):
     code = cli.main(["run", str(config), "--store", store_uri, "--work", str(base / "work"), "--out", str(report)])
     plan = build_plan(load_config(str(config))[0])
     store = open_store(store_uri)
-    results = {(job.params["task"], job.params["seed"]): json.loads(store.read_committed(job.output, "results.json"))
-               for job in plan.stage("evaluate") if store.is_committed(job.output)}  # test_sweep_runs checks all
-    jobs = {(job.params["task"], job.params["seed"]): job for job in plan.stage("evaluate")}
-    return SimpleNamespace(code=code, report=report, results=results, jobs=jobs, store=store, base=base)
+    committed = {job.id: json.loads(store.read_committed(job.output, "results.json"))
+                 for job in plan.stage("evaluate") if store.is_committed(job.output)}  # test_sweep_runs checks all
+    results = {(task, job.params["seed"]): committed[job.id]["tasks"][task]
+               for job in plan.stage("evaluate") if job.id in committed for task in job.tasks}
+    jobs = {(task, job.params["seed"]): job for job in plan.stage("evaluate") for task in job.tasks}
+    return SimpleNamespace(code=code, report=report, results=results, jobs=jobs, store=store, base=base,
+                           committed=committed, plan=plan)
 
 
 def _argmax_earliest(scores):
@@ -152,7 +164,8 @@ def _lines(path: Path) -> list[dict]:
 
 
 def test_sweep_runs(sweep):
-    assert sweep.code == 0 and len(sweep.results) == 4
+    assert sweep.code == 0 and len(sweep.plan.stage("evaluate")) == len(sweep.committed) == 4
+    assert len(sweep.results) == 6
 
 
 def test_points_are_the_epoch_ends(sweep):
@@ -160,26 +173,33 @@ def test_points_are_the_epoch_ends(sweep):
     per_epoch = math.ceil(n_train / 16)
     for seed in (1, 2):
         res = sweep.results[("xnli", seed)]
-        assert res["steps"] == 3 * per_epoch
+        assert sweep.committed[sweep.jobs[("xnli", seed)].id]["steps"] == 3 * per_epoch  # the job's, not a task's
         assert res["selection"]["points"] == [per_epoch, 2 * per_epoch, 3 * per_epoch]
         assert [r["step"] for r in res["selection"]["history"]] == res["selection"]["points"]
         # max_steps below one epoch: one point, at the end
         assert sweep.results[("xquad", seed)]["selection"]["points"] == [6]
+        assert sweep.results[("mlqa", seed)]["selection"]["points"] == [6]
     # the scores move between points, so the choices below are real choices
     history = sweep.results[("xnli", 1)]["selection"]["history"]
     assert len({json.dumps(r["test"], sort_keys=True) for r in history}) > 1
 
 
-@pytest.mark.parametrize("task, metrics", [("xnli", ("accuracy",)), ("xquad", ("exact_match", "f1"))])
-def test_metrics_are_the_test_scores_at_the_best_english_dev_point(sweep, task, metrics):
+@pytest.mark.parametrize("task, group", [("xnli", ("xnli",)), ("xquad", ("xquad", "mlqa")),
+                                         ("mlqa", ("xquad", "mlqa"))])
+def test_metrics_are_the_test_scores_at_the_best_english_dev_point(sweep, task, group):
+    metrics = {"xnli": ("accuracy",), "xquad": ("exact_match", "f1"), "mlqa": ("exact_match", "f1")}
     for seed in (1, 2):
+        assert sweep.jobs[(task, seed)].tasks == group
         res = sweep.results[(task, seed)]
         history = res["selection"]["history"]
-        dev = [sum(r["dev"][m] for m in metrics) / len(metrics) for r in history]
+        # a group selects on the mean over its tasks of each task's mean dev metric
+        histories = [sweep.results[(t, seed)]["selection"]["history"] for t in group]
+        dev = [sum(sum(h[i]["dev"][m] for m in metrics[t]) / len(metrics[t]) for t, h in zip(group, histories))
+               / len(group) for i in range(len(history))]
         best = history[_argmax_earliest(dev)]
         assert res["selection"]["default"] == best["step"]
         assert res["metrics"] == best["test"] and res["dev"] == best["dev"]
-        assert set(res["metrics"]) == set(sweep.jobs[(task, seed)].params["languages"])
+        assert set(res["metrics"]) == set(sweep.jobs[(task, seed)].params["tasks"][task]["languages"])
 
 
 def test_oracle_takes_each_languages_best_dev_point(sweep):
@@ -257,12 +277,13 @@ def test_selection_config_reaches_the_target_jobs():
 
     config = parse(CONFIG + "selection: {max_points: 2}\n", "t.yaml")
     jobs = build_plan(config).stage("evaluate")
-    xnli = next(j for j in jobs if j.params["task"] == "xnli")
+    xnli = next(j for j in jobs if j.tasks == ("xnli",))
     assert xnli.params["selection"] == {"max_points": 2}
-    assert set(xnli.params["data"]["lang_dev"]) == {"en", "de", "sw"}  # part of the job id
-    assert all(v.startswith("sha256:") for v in xnli.params["data"]["lang_dev"].values())
-    xquad = next(j for j in jobs if j.params["task"] == "xquad")
-    assert xquad.params["data"]["lang_dev"] == {"en": None, "de": None}
+    assert set(xnli.params["tasks"]["xnli"]["data"]["lang_dev"]) == {"en", "de", "sw"}  # part of the job id
+    assert all(v.startswith("sha256:") for v in xnli.params["tasks"]["xnli"]["data"]["lang_dev"].values())
+    qa = next(j for j in jobs if j.tasks == ("xquad", "mlqa"))
+    assert qa.params["tasks"]["xquad"]["data"]["lang_dev"] == {"en": None, "de": None}
+    assert all(v.startswith("sha256:") for v in qa.params["tasks"]["mlqa"]["data"]["lang_dev"].values())
     # the setting is part of the target jobs' ids, and of no other job's
     other = build_plan(parse(CONFIG, "t.yaml"))
     assert {j.id for j in other.stage("evaluate")}.isdisjoint(j.id for j in jobs)

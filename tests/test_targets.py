@@ -1,5 +1,6 @@
 """The XTREME target tasks PAWS-X, UD POS, MLQA, TyDiQA-GoldP and BUCC 2018: their declarations, the data they
-read, and their jobs (target fine-tune+eval; retrieval for BUCC) run end to end on the bundled fixtures."""
+read, and their jobs (target fine-tune+eval; retrieval for BUCC) run end to end on the bundled fixtures; XQuAD
+and MLQA share one target job that trains once on SQuAD."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xfer import cli, tasks
+from xfer import cli, metrics, mlqa, tasks
 from xfer.config import parse
 from xfer.data import BUNDLED, DataSource
 from xfer.errors import XferError
@@ -29,6 +30,7 @@ targets:
   pawsx: {languages: [en, de, es]}
   udpos: {languages: [en, de, es, yo, kk]}
   mlqa: {languages: [en, de, es]}
+  xquad: {languages: [en, de]}
   tydiqa: {languages: [en, id, sw, te]}
   bucc2018: {languages: [de, fr], layer: 2}
 target_hparams: {lr: 1.0e-3, batch_size: 16, max_length: 128, epochs: 1, doc_stride: 32}
@@ -61,15 +63,17 @@ def sweep(tmp_path_factory):
                          "--out", str(base / "report")])
     store = open_store(f"file://{base / 'store'}")
     plan = build_plan(parse(CONFIG, "targets.yaml"))
-    jobs = {job.params["task"]: job for job in plan.jobs if job.kind in ("target", "retrieval")}
+    jobs = {task: job for job in plan.jobs if job.kind in ("target", "retrieval") for task in job.tasks}
     return {"code": code, "store": store, "jobs": jobs, "loads": loads, "base": base}
 
 
 def _results(sweep, task: str) -> tuple[dict, dict]:
+    """The task's results (a target job's are under `tasks.<task>`) and the job's committed files."""
     job = sweep["jobs"][task]
     store = sweep["store"]
     assert store.is_committed(job.output), f"{task}: job {job.id} committed nothing"
-    return json.loads(store.read_committed(job.output, "results.json")), store.manifest(job.output)["files"]
+    results = json.loads(store.read_committed(job.output, "results.json"))
+    return results["tasks"][task] if job.kind == "target" else results, store.manifest(job.output)["files"]
 
 
 def _prediction(sweep, task: str, name: str) -> str:
@@ -134,6 +138,36 @@ def test_mlqa_job_answers_every_question_of_every_language(sweep):
         answers = json.loads(_prediction(sweep, "mlqa", f"test-{lang}.json"))
         assert set(answers) == _qa_ids(XTREME / f"MLQA.{lang}.{lang}" / "test.jsonl") and len(answers) == 32
         assert all(isinstance(a, str) for a in answers.values())
+
+
+def test_xquad_and_mlqa_train_once_and_each_is_scored_by_its_own_rules(sweep):
+    job = sweep["jobs"]["xquad"]
+    assert sweep["jobs"]["mlqa"] is job and job.tasks == ("xquad", "mlqa")
+    # SQuAD train and dev are read once, for the one training of the group
+    squad = [load for load in sweep["loads"] if load[1] == "plain_text"]
+    assert sorted(load[2] for load in squad) == ["train", "validation"]
+    full = json.loads(sweep["store"].read_committed(job.output, "results.json"))
+    assert set(full["tasks"]) == {"xquad", "mlqa"}
+    xquad, mlqa_results = full["tasks"]["xquad"], full["tasks"]["mlqa"]
+    # one shared English-dev selection: the same points and the same chosen point
+    assert xquad["selection"]["points"] == mlqa_results["selection"]["points"]
+    assert xquad["selection"]["default"] == mlqa_results["selection"]["default"]
+    assert xquad["selection"]["shared_with"] == ["mlqa"] and mlqa_results["selection"]["shared_with"] == ["xquad"]
+    # each task on its own languages, with its own test data, oracle and scorer
+    _check_metrics(xquad, ["en", "de"], {"exact_match", "f1"})
+    _check_metrics(mlqa_results, ["en", "de", "es"], {"exact_match", "f1"})
+    assert xquad["oracle"] == {} and set(mlqa_results["oracle"]) == {"en", "de", "es"}
+    for lang in ("en", "de"):
+        rows = _jsonl(XTREME / f"XQuAD.{lang}" / "validation.jsonl")
+        answers = json.loads(_prediction(sweep, "xquad", f"test-{lang}.json"))
+        assert set(answers) == {r["id"] for r in rows}
+        gold = {r["id"]: r["answers"]["text"] for r in rows}
+        assert xquad["metrics"][lang] == pytest.approx(metrics.squad_scores(answers, gold))
+    for lang in ("en", "de", "es"):
+        rows = _jsonl(XTREME / f"MLQA.{lang}.{lang}" / "test.jsonl")
+        answers = json.loads(_prediction(sweep, "mlqa", f"test-{lang}.json"))
+        gold = {r["id"]: r["answers"]["text"] for r in rows}
+        assert mlqa_results["metrics"][lang] == pytest.approx(mlqa.scores(answers, gold, lang))
 
 
 def test_tydiqa_job_answers_each_language_s_questions_only(sweep):

@@ -5,15 +5,19 @@ hyperparameters, languages, a fingerprint of the data it reads, the model it sta
 id of the job that produced it) and the code version. The same work therefore has the same id in every
 plan, is stored once and is never done twice; a changed setting changes the ids of the jobs it touches and
 of those downstream of them, and no others. The budget-0 baseline has no intermediate job: its target jobs
-start from the pretrained model, and are shared by every intermediate task of the sweep.
+start from the pretrained model, and are shared by every intermediate task of the sweep. Target tasks whose
+training is identical (`target_groups`: XQuAD and MLQA both fine-tune on SQuAD v1.1) share one target job,
+which trains once and evaluates each task of the group on its own languages.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 from xfer import __version__, tasks
 from xfer.config import SweepConfig
@@ -43,12 +47,19 @@ class Job:
         return f"jobs/{self.id}/output"
 
     @property
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks the job trains or evaluates: a target job's group (`params["tasks"]`), else its one task."""
+        p = self.params
+        return tuple(p["tasks"]) if "tasks" in p else ((p["task"],) if "task" in p else ())
+
+    @property
     def label(self) -> str:
         p = self.params
         if self.kind == "intermediate":
             return f"intermediate {p['task']} budget={p['budget']} seed={p['seed']}"
         if self.kind in ("target", "retrieval"):
-            return f"{self.kind} {p['task']} from {p['from']}" + (f" seed={p['seed']}" if "seed" in p else "")
+            seed = f" seed={p['seed']}" if "seed" in p else ""
+            return f"{self.kind} {'+'.join(self.tasks)} from {p['from']}{seed}"  # a target job: its group
         return self.kind
 
     def to_json(self) -> dict:
@@ -130,6 +141,59 @@ def _lang_dev_fingerprints(data: DataSource, task, langs) -> dict[str, str | Non
     return out
 
 
+def _declaration(value):
+    """A split declaration (or a tuple of them) as plain JSON-able data, for comparing tasks' training data."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _declaration(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _declaration(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_declaration(v) for v in value]
+    return value
+
+
+def _training_key(cfg: SweepConfig, data: DataSource, name: str) -> str:
+    """Everything of a target task that its fine-tuning and English-dev model selection depend on: format,
+    head and labels, the training and English dev split declarations and the data they read, the resolved
+    hyperparameters. (Seed and starting model are the same for every task of one start.)"""
+    task = tasks.get(name)
+    return json.dumps({
+        "format": task.format, "labels": list(task.labels), "labels_from_data": task.labels_from_data,
+        "unanswerable": task.unanswerable,
+        "splits": {"train": _declaration(task.train), "dev": _declaration(task.dev)},
+        "data": {"train": _fingerprints(data, task, task.train), "dev": _fingerprints(data, task, task.dev)},
+        "hparams": cfg.target_hparams_for(name).model_dump(),
+    }, sort_keys=True)
+
+
+def target_groups(cfg: SweepConfig, data: DataSource) -> dict[str, tuple[str, ...]]:
+    """Each trained (non-retrieval) target task of the sweep -> the tasks it shares a target job with: those
+    whose training is identical (`_training_key`), itself included, in the registry's order. XQuAD and MLQA
+    both fine-tune on SQuAD v1.1, so with the same hyperparameters they form one group."""
+    order = list(tasks.TASKS)
+    groups: dict[str, list[str]] = {}
+    for name in sorted((n for n in cfg.targets if tasks.get(n).format != "retrieval"), key=order.index):
+        groups.setdefault(_training_key(cfg, data, name), []).append(name)
+    return {name: tuple(group) for group in groups.values() for name in group}
+
+
+def _target_params(cfg: SweepConfig, data: DataSource, group: tuple[str, ...]) -> dict:
+    """The parameters of a target job that trains once for the tasks of `group`: the shared training (train
+    and English dev data, hyperparameters, selection) and, per task, its languages and the test and
+    target-language dev data it is evaluated on."""
+    lead = tasks.get(group[0])  # every task of the group trains identically: any one stands for the training
+    per_task = {}
+    for name in group:
+        task, langs = tasks.get(name), cfg.languages(name)
+        per_task[name] = {"languages": list(langs),
+                          "data": {"test": {lang: data.fingerprint(task, task.test, lang) for lang in langs},
+                                   "lang_dev": _lang_dev_fingerprints(data, task, langs)}}
+    return {"tasks": per_task, "hparams": cfg.target_hparams_for(lead.name).model_dump(),
+            "selection": cfg.selection.model_dump(),
+            "data": {"train": data.fingerprint(lead, lead.train),
+                     "dev": data.fingerprint(lead, lead.dev) if lead.dev else None}}
+
+
 def build_plan(cfg: SweepConfig, config_sha256: str = "") -> Plan:
     plan = Plan(cfg.name, config_sha256)
     data = DataSource(cfg.data, files=cfg.intermediate.files)
@@ -150,13 +214,15 @@ def build_plan(cfg: SweepConfig, config_sha256: str = "") -> Plan:
                 starts.append((itask_name, budget, seed, {"store": job.output}, (job.id,),
                                f"{itask_name}@{budget}"))
 
+    groups = target_groups(cfg, data)
+    shared = {group: _target_params(cfg, data, group) for group in set(groups.values())}
     for itask_name, budget, seed, model, deps, label in starts:
         for target_name in cfg.targets:
             task = tasks.get(target_name)
             langs = cfg.languages(target_name)
-            hp = cfg.target_hparams_for(target_name)
-            test = {lang: data.fingerprint(task, task.test, lang) for lang in langs}
             if task.format == "retrieval":
+                hp = cfg.target_hparams_for(target_name)
+                test = {lang: data.fingerprint(task, task.test, lang) for lang in langs}
                 layer = cfg.targets[target_name].layer
                 read = {"test": test}
                 if task.retrieval == "bucc":  # the mining threshold is chosen on each language's sample gold
@@ -166,13 +232,9 @@ def build_plan(cfg: SweepConfig, config_sha256: str = "") -> Plan:
                     "layer": cfg.retrieval_layer if layer is None else layer,
                     "hparams": {"max_length": hp.max_length, "batch_size": hp.batch_size},
                     "data": read}, deps)
-            else:
-                job = plan.add("target", {
-                    "task": target_name, "from": label, "seed": seed, "model": model, "languages": list(langs),
-                    "hparams": hp.model_dump(), "selection": cfg.selection.model_dump(),
-                    "data": {"train": data.fingerprint(task, task.train),
-                             "dev": data.fingerprint(task, task.dev) if task.dev else None, "test": test,
-                             "lang_dev": _lang_dev_fingerprints(data, task, langs)}}, deps)
+            else:  # one job per group of identically trained tasks: the group's later tasks find it added
+                job = plan.add("target", {**shared[groups[target_name]], "from": label, "seed": seed,
+                                          "model": model}, deps)
             cells.append({"intermediate_task": itask_name, "budget": budget, "seed": seed,
                           "target_task": target_name, "languages": list(langs), "job": job.id})
 

@@ -5,7 +5,9 @@ The target phase is evaluated at a few points of its training (the end of every 
 English dev score. Because English dev accuracy is a poor guide to target-language accuracy (Keung et al.
 2020), the report also gives the oracle selection: for each language, the point with the best score on that
 language's own dev set - an upper bound, not a method usable without target-language data. Ties go to the
-earlier point in both. A point's dev score is the mean of the task's metrics (QA: (EM + F1) / 2).
+earlier point in both. A point's dev score is the mean of the task's metrics (QA: (EM + F1) / 2). A target job
+that trains once for several tasks (XQuAD and MLQA, both trained on SQuAD) shares one default selection: its
+criterion is the mean over those tasks of each task's dev score on the shared English dev set.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ def evaluation_points(total_steps: int, steps_per_epoch: int, max_points: int = 
 def dev_score(metrics: Mapping[str, float], names: Sequence[str]) -> float:
     """The selection criterion of one evaluation: the mean of the task's metrics."""
     return math.fsum(float(metrics[name]) for name in names) / len(names)
+
+
+def group_dev_score(dev: Mapping[str, Mapping[str, float]], metrics: Mapping[str, Sequence[str]]) -> float:
+    """The criterion of one evaluation of a group of tasks trained once: the mean over the tasks (`metrics`:
+    task -> its metric names) of each task's dev score (`dev`: task -> its scores); for one task, its score."""
+    return math.fsum(dev_score(dev[task], names) for task, names in metrics.items()) / len(metrics)
 
 
 def best_point(scores: Sequence[float | None]) -> int | None:
