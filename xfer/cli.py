@@ -55,7 +55,9 @@ def _print_report(summary: dict, report_dir: Path) -> None:
     from xfer.report import format_table
 
     print(format_table(summary))
-    print(f"report: {report_dir}/ (results.csv, summary.md, summary.json, plot.png)")
+    names = [name for name in ("results.csv", "results_oracle.csv", "summary.md", "summary.json", "plot.png")
+             if (report_dir / name).exists()]
+    print(f"report: {report_dir}/ ({', '.join(names)})")
 
 
 def cmd_run(args) -> int:
