@@ -94,6 +94,55 @@ def test_summary_answers_the_question(demo_run):
     assert store.is_committed(latest["prefix"])
 
 
+# the metrics that make each task's score (XTREME's rule; QA: the mean of EM and F1)
+SCORE_METRICS = {"xnli": ["accuracy"], "pawsx": ["accuracy"], "udpos": ["f1"], "panx": ["f1"],
+                 "xquad": ["exact_match", "f1"], "mlqa": ["exact_match", "f1"], "tydiqa": ["exact_match", "f1"],
+                 "bucc2018": ["f1"], "tatoeba": ["accuracy"]}
+
+
+def test_xtreme_score_of_the_baseline_agrees_with_its_jobs(demo_run, tmp_path, capsys):
+    """The budget-0 baseline's committed predictions, scored by `xtreme-score` against the labels that
+    `xtreme-labels` exports, give exactly the metrics its target and retrieval jobs recorded."""
+    labels, pred = tmp_path / "labels", tmp_path / "predictions"
+    assert cli.main(["xtreme-labels", str(DEMO), "--out", str(labels)]) == 0
+    config = load(str(DEMO))[0]
+    store = open_store(f"file://{demo_run['store']}")
+    recorded = {}  # task -> {lang: {metric: value}} from the jobs' results.json
+    for job in build_plan(config).jobs:
+        if job.kind not in ("target", "retrieval") or job.params["from"] != "pretrained":
+            continue
+        results = json.loads(store.read_committed(job.output, "results.json"))
+        for task in job.tasks:
+            recorded[task] = results["tasks"][task]["metrics"] if job.kind == "target" else results["metrics"]
+            (pred / task).mkdir(parents=True)
+            for lang in recorded[task]:
+                name = f"test-{lang}.{'json' if task in ('xquad', 'mlqa', 'tydiqa') else 'tsv'}"
+                (pred / task / name).write_bytes(store.read_committed(job.output, f"predictions/{task}/{name}"))
+    assert set(recorded) == set(SCORE_METRICS)
+    assert all(set(recorded[t]) == set(config.languages(t)) for t in recorded)
+
+    capsys.readouterr()
+    assert cli.main(["xtreme-score", "--predictions", str(pred), "--labels", str(labels), "--languages", "labels",
+                     "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    task_scores = {}
+    for task, per_lang in recorded.items():
+        for lang, metrics in per_lang.items():
+            for metric, value in metrics.items():
+                assert scored["tasks"][task][metric][lang] == pytest.approx(value, abs=1e-9), (task, lang, metric)
+        means = [sum(per_lang[lang][m] for lang in per_lang) / len(per_lang) for m in SCORE_METRICS[task]]
+        task_scores[task] = sum(means) / len(means)
+        assert scored["tasks"][task]["avg_metric"] == pytest.approx(task_scores[task], abs=1e-9), task
+    overall = scored["overall"]
+    assert overall["languages"] == "subset"  # the demo evaluates a few languages per task
+    assert overall["avg_over_tasks"] == pytest.approx(sum(task_scores.values()) / 9, abs=1e-9)
+    # and the report's budget-0 rows say the same
+    summary = json.loads((demo_run["report"] / "summary.json").read_text())
+    for row in (r for r in summary["rows"] if r["budget"] == 0):
+        assert row["tasks"] == pytest.approx(task_scores, abs=1e-9)
+        assert row["avg_over_tasks"] == pytest.approx(overall["avg_over_tasks"], abs=1e-9)
+
+
 def test_learning_happens(demo_run):
     """Intermediate training moves English dev accuracy above chance on the (learnable) fixtures."""
     store = open_store(f"file://{demo_run['store']}")

@@ -7,6 +7,8 @@ import pytest
 
 from xfer import languages as L
 from xfer.cli import main
+from xfer.data import BUNDLED
+from xfer.tasks import UPOS_TAGS
 
 LANGS = {"xnli": L.XNLI, "pawsx": L.PAWSX, "udpos": L.UDPOS, "panx": L.PANX, "xquad": L.XQUAD, "mlqa": L.MLQA,
          "tydiqa": L.TYDIQA, "bucc2018": L.BUCC2018, "tatoeba": L.TATOEBA}
@@ -136,6 +138,7 @@ def test_all_nine_tasks_scored_as_evaluate_py(tmp_path, capsys):
     assert overall["categories"] == pytest.approx(categories)
     assert overall["avg_over_categories"] == pytest.approx(sum(categories.values()) / 4)
     assert overall["missing"] == [] and overall["partial"] == {}
+    assert overall["languages"] == "all" and not any("missing_languages" in t for t in tasks.values())
 
 
 def test_seven_tasks_give_partial_headlines_and_readable_table(tmp_path, capsys):
@@ -274,3 +277,124 @@ def test_published_xlmr_seven_tasks_give_70_1_partial(tmp_path, capsys):
     partial = out["overall"]["partial"]["avg_over_tasks"]
     assert round(partial["value"], 1) == 70.1
     assert out["overall"]["missing"] == ["bucc2018", "tatoeba"]
+
+
+# ---- --languages labels: score the languages the label folder has (a sweep's own), marked as a subset ----
+
+def keep_only(pred, gold, task, keep):
+    for folder in (pred / task, gold / task):
+        for path in folder.iterdir():
+            if path.name.partition(".")[0][len("test-"):] not in keep:
+                path.unlink()
+
+
+def test_language_subset_is_explicit_and_marked(tmp_path, capsys):
+    pred, gold = build(tmp_path)
+    keep_only(pred, gold, "xnli", {"en", "sw"})  # en 100, sw 75
+    keep_only(pred, gold, "pawsx", {"en", "de"})  # en 100, de 50
+    line = error_line(capsys, pred, gold)  # the default stays XTREME's rule: all languages
+    assert f"{pred / 'xnli'}: no predictions for test-ar.tsv" in line and "--languages labels" in line
+
+    assert main(["xtreme-score", "--predictions", str(pred), "--labels", str(gold), "--languages", "labels",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    xnli, pawsx = out["tasks"]["xnli"], out["tasks"]["pawsx"]
+    assert xnli["accuracy"] == {"en": 100, "sw": 75} and xnli["avg_metric"] == pytest.approx(87.5)
+    assert xnli["missing_languages"] == [lang for lang in L.XNLI if lang not in ("en", "sw")]
+    assert pawsx["accuracy"] == {"de": 50, "en": 100} and pawsx["avg_metric"] == pytest.approx(75)
+    assert pawsx["missing_languages"] == ["es", "fr", "ja", "ko", "zh"]
+    assert "missing_languages" not in out["tasks"]["udpos"]  # every language labelled: as by default
+    assert out["tasks"]["udpos"]["avg_metric"] == pytest.approx(UDPOS)
+    overall = out["overall"]
+    assert overall["languages"] == "subset"
+    nine = {**TASKS, "xnli": 87.5, "pawsx": 75}
+    assert overall["avg_over_tasks"] == pytest.approx(sum(nine.values()) / 9)
+    assert overall["categories"]["classification"] == pytest.approx((87.5 + 75) / 2)
+
+    assert main(["xtreme-score", "--predictions", str(pred), "--labels", str(gold), "--languages", "labels"]) == 0
+    table = capsys.readouterr().out
+    assert "xnli: 87.50 (language subset: 2 of its 15 languages)" in table
+    assert "averages over a language subset (--languages labels): not comparable with XTREME's" in table
+    assert f"udpos: {UDPOS:.2f}\n" in table
+
+
+def test_language_subset_of_a_complete_folder_is_all(tmp_path, capsys):
+    pred, gold = build(tmp_path)
+    assert main(["xtreme-score", "--predictions", str(pred), "--labels", str(gold), "--languages", "labels",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == run_json(capsys, pred, gold)
+
+
+def test_language_subset_needs_the_same_languages_on_both_sides(tmp_path, capsys):
+    pred, gold = build(tmp_path)
+    keep_only(pred, gold, "xnli", {"en", "sw"})
+    (pred / "xnli" / "test-sw.tsv").unlink()  # labelled, not predicted
+    args = ["xtreme-score", "--predictions", str(pred), "--labels", str(gold), "--languages", "labels"]
+    assert main(args) == 2
+    assert f"{pred / 'xnli'}: no predictions for test-sw.tsv (--languages labels" in capsys.readouterr().err
+    write_lines(pred / "xnli" / "test-sw.tsv", ["neutral"] * 4)
+    write_lines(pred / "xnli" / "test-de.tsv", ["neutral"] * 4)  # predicted, not labelled
+    assert main(args) == 2
+    assert f"{gold / 'xnli' / 'test-de.tsv'}: missing" in capsys.readouterr().err
+
+
+# ---- xfer xtreme-labels: a sweep config's gold test labels, in the layout above ----
+LABELS_CONFIG = """\
+name: labels
+model:
+  build: {vocab_size: 600, hidden_size: 32, num_layers: 2, num_heads: 2, intermediate_size: 64, seed: 0}
+data: bundled
+intermediate: {tasks: [mnli], budgets: [0]}
+targets:
+  xnli: {languages: [de]}
+  udpos: {languages: [de]}
+  tydiqa: {languages: [sw]}
+  bucc2018: {languages: [de]}
+  tatoeba: {languages: [de]}
+"""
+
+
+def jsonl(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_xtreme_labels_writes_the_fixture_gold_and_scores_100_against_it(tmp_path, capsys):
+    config = tmp_path / "labels.yaml"
+    config.write_text(LABELS_CONFIG)
+    out = tmp_path / "labels"
+    assert main(["xtreme-labels", str(config), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[:5] == ["xnli: de", "udpos: de", "tydiqa: sw", "bucc2018: de",
+                                                        "tatoeba: de"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "bucc2018/test-de.tsv", "tatoeba/test-de.tsv", "tydiqa/test-sw.json", "udpos/test-de.tsv",
+        "xnli/test-de.tsv"]
+    hub = BUNDLED / "google" / "xtreme"
+    xnli = [r["gold_label"] for r in jsonl(hub / "XNLI" / "test.jsonl") if r["language"] == "de"]
+    assert (out / "xnli" / "test-de.tsv").read_text().splitlines() == xnli
+    pos = [[UPOS_TAGS[i] for i in r["pos_tags"]] for r in jsonl(hub / "udpos.German" / "test.jsonl")]
+    assert (out / "udpos" / "test-de.tsv").read_text() == "".join("".join(f"{t}\n" for t in s) + "\n" for s in pos)
+    n = len(jsonl(hub / "tatoeba.deu" / "validation.jsonl"))
+    assert (out / "tatoeba" / "test-de.tsv").read_text().splitlines() == [str(i) for i in range(n)]
+    pairs = [f"{r['source_lang']}\t{r['target_lang']}" for r in jsonl(hub / "bucc18.de" / "test.jsonl")]
+    assert (out / "bucc2018" / "test-de.tsv").read_text().splitlines() == pairs
+    swahili = [r for r in jsonl(hub / "tydiqa" / "validation.jsonl") if r["id"].startswith("swahili-")]
+    squad = json.loads((out / "tydiqa" / "test-sw.json").read_text(encoding="utf-8"))
+    qas = {qa["id"]: qa for article in squad["data"] for p in article["paragraphs"] for qa in p["qas"]}
+    assert list(qas) == [r["id"] for r in swahili]
+    assert all(qas[r["id"]]["answers"][0]["text"] == r["answers"]["text"][0] for r in swahili)
+
+    # perfect predictions score 100 on every task, over the config's languages only
+    pred = tmp_path / "pred"
+    for task in ("xnli", "udpos", "bucc2018", "tatoeba"):
+        (pred / task).mkdir(parents=True)
+        (pred / task / "test-de.tsv").write_bytes((out / task / "test-de.tsv").read_bytes())
+    write_json(pred / "tydiqa" / "test-sw.json", {r["id"]: r["answers"]["text"][0] for r in swahili})
+    assert main(["xtreme-score", "--predictions", str(pred), "--labels", str(out), "--languages", "labels",
+                 "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert {t: s["avg_metric"] for t, s in scores["tasks"].items()} == {
+        "xnli": 100, "udpos": 100, "tydiqa": 100, "bucc2018": 100, "tatoeba": 100}
+    assert scores["overall"]["languages"] == "subset"
+
+    assert main(["xtreme-labels", str(config), "--out", str(out)]) == 2  # never into a folder with files
+    assert capsys.readouterr().err.strip() == f"xfer: error: {out}: --out is not empty (give a new or empty folder)"

@@ -1,4 +1,5 @@
-"""The `xfer` command line: plan, run, job run, aggregate, config push, xtreme-score (and the cluster commands).
+"""The `xfer` command line: plan, run, job run, aggregate, config push, xtreme-score, xtreme-labels (and the
+cluster commands).
 
 User mistakes print one line, `xfer: error: ...`, and exit 2; a job preempted by SIGTERM exits 75 after
 committing a checkpoint; a run with failed jobs exits 1 after the aggregate has reported what is missing.

@@ -8,7 +8,10 @@ is None and the mean over what is present is given separately, labelled partial,
 
 `score_folder` scores a prediction folder laid out as XTREME's official submission against a label folder
 (`<task>/test-<lang>.tsv`, `.json` for QA), reading the same file formats and computing the same metrics
-as google-research/xtreme `evaluate.py`; `xfer xtreme-score` (registered by `add_commands`) prints it.
+as google-research/xtreme `evaluate.py`; `xfer xtreme-score` (registered by `add_commands`) prints it. By
+default a task is scored over all its XTREME languages; `languages="labels"` scores the languages the label
+folder has, and marks the result as a language subset. `export_labels` (`xfer xtreme-labels`) writes a
+sweep config's gold test labels in that label layout, through each format's `write_labels`.
 POS and NER F1 come from the installed seqeval (>= 1.0), whose reading of un-prefixed POS tags differs
 from the seqeval 0.0.12 behind XTREME's 2020 POS figures (see `xfer.metrics.seqeval_scores`); token
 accuracy is reported beside it.
@@ -255,7 +258,13 @@ def score_file(task: str, lang: str, prediction_file: Path, label_file: Path) ->
     raise XferError(f"unknown XTREME task {task!r} (known: {' '.join(TASK_METRICS)})")
 
 
-def _prediction_languages(task: str, folder: Path) -> list[str]:
+LANGUAGE_MODES = ("all", "labels")
+
+
+def _languages_to_score(task: str, folder: Path, labels: Path, languages: str) -> list[str]:
+    """The languages a task is scored over, in XTREME's order: all its XTREME languages ("all"), or those
+    with a label file ("labels"); each of them needs a prediction file, and (a label file being needed for
+    every prediction file) the prediction and label folders then hold the same languages."""
     langs, suffix = task_languages(task), _suffix(task)
     found = []
     for path in sorted(folder.iterdir()):
@@ -266,18 +275,30 @@ def _prediction_languages(task: str, folder: Path) -> list[str]:
             raise XferError(f"{path}: unexpected file; {task} predictions are test-<lang>.{suffix} "
                             f"for <lang> in {' '.join(langs)}")
         found.append(lang)
-    missing = [lang for lang in langs if lang not in found]
+    if languages == "all":
+        expected = list(langs)
+        why = (f"{task} is averaged over all its {len(langs)} languages; --languages labels scores those "
+               f"with label files")
+    else:
+        expected = [lang for lang in langs if lang in found or (labels / task / f"test-{lang}.{suffix}").is_file()]
+        why = "--languages labels: every language with a label file is scored"
+        if not expected:
+            raise XferError(f"{labels / task}: no label files test-<lang>.{suffix} (and no predictions in {folder})")
+    missing = [lang for lang in expected if lang not in found]
     if missing:
         raise XferError(f"{folder}: no predictions for {', '.join(f'test-{m}.{suffix}' for m in missing)} "
-                        f"({task} is averaged over all its {len(langs)} languages)")
-    return list(langs)
+                        f"({why})")
+    return expected
 
 
-def score_task(task: str, predictions: Path, labels: Path) -> dict:
-    """{metric: {lang: value}, "avg_<metric>": mean over languages, ..., "avg_metric": the task score}."""
+def score_task(task: str, predictions: Path, labels: Path, languages: str = "all") -> dict:
+    """{metric: {lang: value}, "avg_<metric>": mean over languages, ..., "avg_metric": the task score}; with
+    `languages="labels"` over the languages that have label files, plus "missing_languages" (the task's
+    XTREME languages left out) where that is not all of them."""
     folder = predictions / task
     per_metric: dict[str, dict[str, float]] = {}
-    for lang in _prediction_languages(task, folder):
+    scored = _languages_to_score(task, folder, labels, languages)
+    for lang in scored:
         name = f"test-{lang}.{_suffix(task)}"
         label_file = labels / task / name
         if not label_file.is_file():
@@ -288,19 +309,28 @@ def score_task(task: str, predictions: Path, labels: Path) -> dict:
     for metric, values in per_metric.items():
         out[f"avg_{metric}"] = _mean(list(values.values()))
     out["avg_metric"] = task_score(task, {m: out[f"avg_{m}"] for m in TASK_METRICS[task]})
+    left_out = [lang for lang in task_languages(task) if lang not in scored]
+    if left_out:
+        out["missing_languages"] = left_out
     return out
 
 
-def score_folder(predictions: Path, labels: Path) -> dict:
+def score_folder(predictions: Path, labels: Path, languages: str = "all") -> dict:
     """Score every task folder present in `predictions` against `labels`, as XTREME's evaluate.py does.
 
-    Returns {"overall": headline() plus "categories" (each complete category's mean), "tasks": {task:
-    score_task(...)}}, values in percent. Stricter than evaluate.py where it would crash or silently
+    Returns {"overall": headline() plus "categories" (each complete category's mean) and "languages", "tasks":
+    {task: score_task(...)}}, values in percent. `languages`: "all" (the default, XTREME's rule: every XTREME
+    language of a present task is scored) or "labels" (the languages with a label file in `labels`, e.g. a
+    sweep's own, from `export_labels`); overall["languages"] is "subset" when some task was scored on fewer
+    than all its XTREME languages, which makes every average a subset's, not comparable with XTREME's
+    figures, and "all" otherwise. Stricter than evaluate.py where it would crash or silently
     skip: every language of a present task must have a prediction file and a label file, unknown task
     folders and stray test-* files are errors, as are line or sentence counts that differ, bucc2018 lines
     that are not two tab-separated ids, and tatoeba lines that are not an index (evaluate.py compares
     tatoeba lines as strings; xfer compares the integers, so "03" matches "3", and "[3]" is an error).
     """
+    if languages not in LANGUAGE_MODES:
+        raise XferError(f"languages={languages!r}: expected one of {', '.join(LANGUAGE_MODES)}")
     predictions, labels = Path(predictions), Path(labels)
     for folder, what in ((predictions, "predictions"), (labels, "labels")):
         if not folder.is_dir():
@@ -314,10 +344,11 @@ def score_folder(predictions: Path, labels: Path) -> dict:
         present.append(path.name)
     if not present:
         raise XferError(f"{predictions}: no task folders (expected some of: {' '.join(TASK_METRICS)})")
-    tasks = {task: score_task(task, predictions, labels) for task in TASK_METRICS if task in present}
+    tasks = {task: score_task(task, predictions, labels, languages) for task in TASK_METRICS if task in present}
     overall = headline({task: scores["avg_metric"] for task, scores in tasks.items()})
     overall["categories"] = {c: _mean([tasks[t]["avg_metric"] for t in ts])
                              for c, ts in CATEGORIES.items() if all(t in tasks for t in ts)}
+    overall["languages"] = "subset" if any("missing_languages" in s for s in tasks.values()) else "all"
     return {"overall": overall, "tasks": tasks}
 
 
@@ -325,10 +356,14 @@ def score_folder(predictions: Path, labels: Path) -> dict:
 
 def format_scores(result: dict) -> str:
     """A readable table: per task its score, each metric's average and per-language values, then the
-    category scores and the two headline averages (or what is missing)."""
+    category scores and the two headline averages (or what is missing); a language subset is said so."""
     lines = []
     for task, scores in result["tasks"].items():
-        lines.append(f"{task}: {scores['avg_metric']:.2f}")
+        subset = ""
+        if "missing_languages" in scores:
+            n = len(task_languages(task))
+            subset = f" (language subset: {n - len(scores['missing_languages'])} of its {n} languages)"
+        lines.append(f"{task}: {scores['avg_metric']:.2f}{subset}")
         metrics = [m for m, values in scores.items() if isinstance(values, dict)]
         for metric in metrics:
             if metric not in TASK_METRICS[task] and metric != "token_accuracy":
@@ -347,6 +382,8 @@ def format_scores(result: dict) -> str:
             lines.append(f"  ({', '.join(others)})")
     overall = result["overall"]
     lines.append("")
+    if overall.get("languages") == "subset":
+        lines.append("averages over a language subset (--languages labels): not comparable with XTREME's")
     for category, value in overall.get("categories", {}).items():
         lines.append(f"{category}: {value:.2f}")
     for name in ("avg_over_tasks", "avg_over_categories"):
@@ -363,8 +400,53 @@ def format_scores(result: dict) -> str:
     return "\n".join(lines)
 
 
+def export_labels(config_ref: str, out: Path) -> dict[str, list[str]]:
+    """Write the gold test labels of every target task and language of a sweep config, read through its
+    data source as its jobs read them, into `out` in the label layout `score_folder` reads
+    (`<task>/test-<lang>.tsv|json`, by each format's `write_labels`). `out` must be new or empty; it appears
+    only once complete. Returns {task: languages written}, in XTREME's task order."""
+    import secrets
+    import shutil
+
+    from xfer import config as configs
+    from xfer import formats, tasks
+    from xfer.data import DataSource
+
+    config, _ = configs.load(config_ref)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise XferError(f"{out}: --out is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise XferError(f"{out}: --out is not empty (give a new or empty folder)")
+    data = DataSource(config.data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
+    partial.mkdir()
+    written: dict[str, list[str]] = {}
+    try:
+        for name in (t for t in TASK_METRICS if t in config.targets):
+            task = tasks.get(name)
+            folder = partial / name
+            folder.mkdir()
+            written[name] = list(config.languages(name))
+            for lang in written[name]:
+                formats.get(task.format).write_labels(task, task.test, data.load(task, task.test, lang),
+                                                      folder / f"test-{lang}.{_suffix(name)}")
+        partial.replace(out)  # an empty `out` is replaced
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return written
+
+
+def cmd_xtreme_labels(args) -> int:
+    for task, langs in export_labels(args.config, Path(args.out)).items():
+        print(f"{task}: {' '.join(langs)}")
+    print(f"labels: {args.out}")
+    return 0
+
+
 def cmd_xtreme_score(args) -> int:
-    result = score_folder(Path(args.predictions), Path(args.labels))
+    result = score_folder(Path(args.predictions), Path(args.labels), args.languages)
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -377,5 +459,14 @@ def add_commands(sub) -> None:
                                             "XTREME's evaluate.py does")
     p.add_argument("--predictions", required=True, metavar="DIR", help="folder of <task>/test-<lang> predictions")
     p.add_argument("--labels", required=True, metavar="DIR", help="folder of <task>/test-<lang> gold labels")
+    p.add_argument("--languages", choices=LANGUAGE_MODES, default="all",
+                   help="all: every XTREME language of a task (default, XTREME's rule); labels: the languages "
+                        "with a label file (the result is marked as a language subset)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=cmd_xtreme_score)
+
+    p = sub.add_parser("xtreme-labels", help="write a sweep config's gold test labels in the layout "
+                                             "xtreme-score reads")
+    p.add_argument("config", help="sweep config: a YAML path or a store URI")
+    p.add_argument("--out", required=True, metavar="DIR", help="new or empty folder for <task>/test-<lang> labels")
+    p.set_defaults(func=cmd_xtreme_labels)

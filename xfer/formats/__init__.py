@@ -7,6 +7,8 @@ is scored on them. Each format module provides:
     evaluate(model, task, split, rows, tokenizer, hp, device, lang="en") -> (metrics in percent, predictions)
         (`lang`: the XTREME code of the rows' language, for language-specific scoring such as MLQA's)
     write_predictions(predictions, path)  -> predictions in XTREME's submission format
+    write_labels(task, split, rows, path)  -> (the formats of XTREME target tasks) the rows' gold labels in
+        the layout XTREME's evaluate.py reads beside those predictions (`xfer xtreme-labels`)
 """
 
 from __future__ import annotations

@@ -45,3 +45,10 @@ def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
 
 def write_predictions(predictions, path: Path) -> None:
     path.write_text("".join(f"{label}\n" for label in predictions), encoding="utf-8")
+
+
+def write_labels(task, split, rows, path: Path) -> None:
+    """The rows' gold label names, one per line; rows without a gold label are left out, as `evaluate` leaves
+    them out of its predictions."""
+    gold = label_ids(task, split, rows[split.columns["label"]])
+    write_predictions([task.labels[i] for i in gold if i >= 0], path)

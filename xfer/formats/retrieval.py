@@ -93,3 +93,14 @@ def write_predictions(predictions, path: Path) -> None:
         path.write_text("".join(f"{s}\t{t}\n" for s, t in predictions.pairs), encoding="utf-8")
     else:
         path.write_text("".join(f"{i}\n" for i in predictions), encoding="utf-8")
+
+
+def write_labels(task, split, rows, path: Path) -> None:
+    """BUCC: the rows' gold id pairs, `src_id<TAB>tgt_id` per line; Tatoeba: source i's translation is
+    target i, so line i holds i."""
+    if task.retrieval == "bucc":
+        cols = split.columns
+        pairs = zip(rows[cols["source_id"]], rows[cols["target_id"]])
+        path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    else:
+        write_predictions(range(len(rows)), path)

@@ -68,3 +68,23 @@ def scores(task, predictions: dict[str, str], references: dict[str, list[str]], 
 
 def write_predictions(predictions, path: Path) -> None:
     path.with_suffix(".json").write_text(json.dumps(predictions, ensure_ascii=False, indent=0), encoding="utf-8")
+
+
+def write_labels(task, split, rows, path: Path) -> None:
+    """The rows as SQuAD-format JSON: {"data": [{"title", "paragraphs": [{"context", "qas": [{"id",
+    "question", "answers": [{"text", "answer_start"}]}]}]}]}, consecutive rows with the same title sharing an
+    article and with the same context a paragraph (titles are "" where the rows have none)."""
+    cols = split.columns
+    titles = list(rows["title"]) if "title" in rows.column_names else [""] * len(rows)
+    articles: list[dict] = []
+    for title, qid, question, context, answers in zip(titles, rows[cols["id"]], rows[cols["question"]],
+                                                      rows[cols["context"]], rows[cols["answers"]]):
+        if not articles or articles[-1]["title"] != title:
+            articles.append({"title": title, "paragraphs": []})
+        paragraphs = articles[-1]["paragraphs"]
+        if not paragraphs or paragraphs[-1]["context"] != context:
+            paragraphs.append({"context": context, "qas": []})
+        paragraphs[-1]["qas"].append({"id": str(qid), "question": question, "answers": [
+            {"text": text, "answer_start": start} for text, start in zip(answers["text"], answers["answer_start"])]})
+    path.with_suffix(".json").write_text(json.dumps({"data": articles}, ensure_ascii=False, indent=0),
+                                         encoding="utf-8")

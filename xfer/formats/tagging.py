@@ -121,3 +121,8 @@ def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
 def write_predictions(predictions, path: Path) -> None:
     path.write_text("".join("".join(f"{tag}\n" for tag in sentence) + "\n" for sentence in predictions),
                     encoding="utf-8")
+
+
+def write_labels(task, split, rows, path: Path) -> None:
+    """The rows' gold tag names, in the layout of `write_predictions`."""
+    write_predictions([_gold(task, split, tags) for tags in rows[split.columns["tags"]]], path)
