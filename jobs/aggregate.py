@@ -19,22 +19,16 @@ from pathlib import Path
 
 from xfer import tasks
 from xfer.languages import LOW_RESOURCE_PRESETS, LOW_RESOURCE_SOURCE
-from xfer.report import ORACLE_FILE, TASK_METRICS, Cell, LowResourceSet, write_report
+from xfer.report import EXPLICIT, ORACLE_FILE, TASK_METRICS, Cell, LowResourceSet, write_report
 
 NO_LANG_DEV = "no target-language dev set"
 NO_SELECTION = "no target training to select a checkpoint from (retrieval)"
 NO_RECORD = "results without a model-selection record (written by an older xfer)"
 
 
-def collect(params: dict, store) -> tuple[list[dict], list[Cell]]:
-    """Result rows for every committed cell, and every cell the plan expects."""
-    rows, expected, _, _ = collect_both(params, store)
-    return rows, expected
-
-
-def collect_both(params: dict, store) -> tuple[list[dict], list[Cell], list[dict], dict[str, list[str]]]:
-    """(default rows, expected cells, oracle rows, {reason: ["task/lang", ...]} of the oracle rows that keep
-    the default selection)."""
+def collect(params: dict, store) -> tuple[list[dict], list[Cell], list[dict], dict[str, set[str]]]:
+    """(default rows for every committed cell, every cell the plan expects, oracle rows, {reason: {"task/lang",
+    ...}} of the oracle rows that keep the default selection)."""
     rows, expected, oracle_rows, default_used, cache = [], [], [], {}, {}
     for cell in params["cells"]:
         keys = {k: cell[k] for k in ("intermediate_task", "budget", "seed")}
@@ -58,9 +52,7 @@ def collect_both(params: dict, store) -> tuple[list[dict], list[Cell], list[dict
                 best = chosen
                 reason = NO_LANG_DEV if "selection" in results else (
                     NO_SELECTION if tasks.get(task).format == "retrieval" else NO_RECORD)
-                default_used.setdefault(reason, [])
-                if f"{task}/{lang}" not in default_used[reason]:
-                    default_used[reason].append(f"{task}/{lang}")
+                default_used.setdefault(reason, set()).add(f"{task}/{lang}")
             for metric in TASK_METRICS[task]:
                 row = {**keys, "target_task": task, "language": lang, "metric": metric}
                 if chosen.get(metric) is not None:
@@ -72,7 +64,7 @@ def collect_both(params: dict, store) -> tuple[list[dict], list[Cell], list[dict
 
 def low_resource(params: dict) -> LowResourceSet:
     low = params["low_resource"]
-    source = LOW_RESOURCE_SOURCE if low["name"] in LOW_RESOURCE_PRESETS else "explicit list"
+    source = LOW_RESOURCE_SOURCE if low["name"] in LOW_RESOURCE_PRESETS else EXPLICIT
     return LowResourceSet(low["name"], frozenset(low["languages"]), low["criterion"], source)
 
 
@@ -80,7 +72,7 @@ def run(job, ctx, extra_rows: list[dict] = ()) -> dict:
     """`extra_rows` (e.g. published baselines read from a results.csv) are reported beside the sweep's; they
     have no oracle selection and appear in the default section only."""
     p = job.params
-    rows, expected, oracle_rows, default_used = collect_both(p, ctx.store)
+    rows, expected, oracle_rows, default_used = collect(p, ctx.store)
     sweep_expected = list(expected)
     rows += list(extra_rows)
     expected += [Cell(r["intermediate_task"], int(r["budget"]), int(r["seed"]), r["target_task"], r["language"])

@@ -24,7 +24,6 @@ and each task's predictions of the default selection in XTREME's submission layo
 from __future__ import annotations
 
 import json
-import math
 import shutil
 
 from xfer import formats, selection, tasks
@@ -32,7 +31,7 @@ from xfer import model as models
 from xfer.config import Hparams
 from xfer.context import log
 from xfer.errors import XferError
-from xfer.train import steps_for_epochs, train
+from xfer.train import steps_for_epochs, steps_per_epoch, train
 
 
 def run(job, ctx) -> None:
@@ -47,9 +46,8 @@ def run(job, ctx) -> None:
 
     features = fmt.train_features(lead, lead.train, ctx.data.load(lead, lead.train), tokenizer, hp)
     steps = steps_for_epochs(len(features), hp)
-    per_epoch = math.ceil(len(features) / (hp.batch_size * hp.grad_accum))
     max_points = p.get("selection", {}).get("max_points", selection.DEFAULT_MAX_POINTS)
-    points = selection.evaluation_points(steps, per_epoch, max_points)
+    points = selection.evaluation_points(steps, steps_per_epoch(len(features), hp), max_points)
 
     english_dev = ctx.data.load(lead, lead.dev) if lead.dev is not None else None
     language_dev = {task.name: {} for task in group}

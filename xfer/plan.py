@@ -119,15 +119,18 @@ def _fingerprints(data: DataSource, task: tasks.Task, value) -> str | list[str] 
     return prints[0] if isinstance(value, tasks.Split) else (prints or None)
 
 
+def _train_dev(data: DataSource, task: tasks.Task) -> dict:
+    """The fingerprints of a task's English training and dev data."""
+    return {"train": _fingerprints(data, task, task.train), "dev": _fingerprints(data, task, task.dev)}
+
+
 def _intermediate_data(cfg: SweepConfig, data: DataSource, name: str) -> dict:
     """The data of an intermediate job; a mixture also names its member tasks, cap and sampling."""
     mixture = cfg.intermediate.mixture(name)
     if mixture is None:
-        task = tasks.get(name)
-        return {"data": {"train": _fingerprints(data, task, task.train), "dev": _fingerprints(data, task, task.dev)}}
+        return {"data": _train_dev(data, tasks.get(name))}
     return {"mixture": {"tasks": list(mixture.tasks), "cap": mixture.cap, "sampling": mixture.sampling},
-            "data": {t: {"train": _fingerprints(data, tasks.get(t), tasks.get(t).train),
-                         "dev": _fingerprints(data, tasks.get(t), tasks.get(t).dev)} for t in mixture.tasks}}
+            "data": {t: _train_dev(data, tasks.get(t)) for t in mixture.tasks}}
 
 
 def _lang_dev_fingerprints(data: DataSource, task, langs) -> dict[str, str | None]:
@@ -161,7 +164,7 @@ def _training_key(cfg: SweepConfig, data: DataSource, name: str) -> str:
         "format": task.format, "labels": list(task.labels), "labels_from_data": task.labels_from_data,
         "unanswerable": task.unanswerable,
         "splits": {"train": _declaration(task.train), "dev": _declaration(task.dev)},
-        "data": {"train": _fingerprints(data, task, task.train), "dev": _fingerprints(data, task, task.dev)},
+        "data": _train_dev(data, task),
         "hparams": cfg.target_hparams_for(name).model_dump(),
     }, sort_keys=True)
 
@@ -190,8 +193,7 @@ def _target_params(cfg: SweepConfig, data: DataSource, group: tuple[str, ...]) -
                                    "lang_dev": _lang_dev_fingerprints(data, task, langs)}}
     return {"tasks": per_task, "hparams": cfg.target_hparams_for(lead.name).model_dump(),
             "selection": cfg.selection.model_dump(),
-            "data": {"train": data.fingerprint(lead, lead.train),
-                     "dev": data.fingerprint(lead, lead.dev) if lead.dev else None}}
+            "data": _train_dev(data, lead)}
 
 
 def build_plan(cfg: SweepConfig, config_sha256: str = "") -> Plan:

@@ -37,7 +37,7 @@ from typing import Any, Iterable, Mapping
 
 from xfer import languages as L
 from xfer.errors import XferError
-from xfer.xtreme import CATEGORIES, TASK_METRICS, headline
+from xfer.xtreme import CATEGORIES, TASK_LANGUAGES, TASK_METRICS, headline
 
 COLUMNS = ("intermediate_task", "budget", "seed", "target_task", "language", "metric", "value")
 REPORT_FILES = ("results.csv", "summary.md", "summary.json", "plot.png")
@@ -50,10 +50,6 @@ ORACLE_LABEL = ("oracle selection on target-language dev sets — an upper bound
                 "usable without target-language data")
 HEADLINES = ("avg_over_tasks", "avg_over_categories")
 
-TASK_LANGUAGES: dict[str, tuple[str, ...]] = {
-    "xnli": L.XNLI, "pawsx": L.PAWSX, "udpos": L.UDPOS, "panx": L.PANX, "xquad": L.XQUAD, "mlqa": L.MLQA,
-    "tydiqa": L.TYDIQA, "bucc2018": L.BUCC2018, "tatoeba": L.TATOEBA,
-}
 _TASK_ORDER = {task: i for i, task in enumerate(TASK_METRICS)}
 EXPLICIT = "explicit list"
 
@@ -651,8 +647,7 @@ def figure(summary: dict):
     itasks = sorted({row["intermediate_task"] for row in rows})
     fig = Figure(figsize=(11, 4.6), layout="constrained")
     axes = fig.subplots(1, 2)
-    low_label = "explicit list" if low["name"] == EXPLICIT else low["name"]
-    panels = (("low_resource", f"low-resource languages ({low_label}: {' '.join(low['languages'])})"),
+    panels = (("low_resource", f"low-resource languages ({low['name']}: {' '.join(low['languages'])})"),
               ("high_resource", "high-resource languages (the others, English excluded)"))
     n_missing, banded = 0, False
     for ax, (key, label) in zip(axes, panels):

@@ -87,10 +87,14 @@ class TaskMixture:
         return {**self.collates[name](rows), "task": name}
 
 
+def steps_per_epoch(size: int, hp: Hparams) -> int:
+    """Optimizer steps of one epoch over `size` features."""
+    return math.ceil(size / (hp.batch_size * hp.grad_accum))
+
+
 def steps_for_epochs(size: int, hp: Hparams) -> int:
     """Optimizer steps of a target phase: the task's epochs, capped by `max_steps`."""
-    per_epoch = math.ceil(size / (hp.batch_size * hp.grad_accum))
-    steps = max(1, math.ceil(per_epoch * (hp.epochs or 1)))
+    steps = max(1, math.ceil(steps_per_epoch(size, hp) * (hp.epochs or 1)))
     return min(steps, hp.max_steps) if hp.max_steps else steps
 
 

@@ -24,6 +24,7 @@ import logging
 from pathlib import Path
 from typing import Mapping
 
+from xfer import languages as L
 from xfer.errors import XferError
 
 log = logging.getLogger(__name__)
@@ -102,12 +103,16 @@ def headline(task_scores: Mapping[str, float | None]) -> dict:
 QA_TASKS = ("xquad", "mlqa", "tydiqa")
 
 
+# The languages each task's score averages over (XTREME's TASK2LANGS, in its order).
+TASK_LANGUAGES: dict[str, tuple[str, ...]] = {
+    "xnli": L.XNLI, "pawsx": L.PAWSX, "udpos": L.UDPOS, "panx": L.PANX, "xquad": L.XQUAD, "mlqa": L.MLQA,
+    "tydiqa": L.TYDIQA, "bucc2018": L.BUCC2018, "tatoeba": L.TATOEBA,
+}
+
+
 def task_languages(task: str) -> tuple[str, ...]:
     """The languages a task's score averages over (XTREME's TASK2LANGS, in its order)."""
-    from xfer import languages as L
-
-    return {"xnli": L.XNLI, "pawsx": L.PAWSX, "udpos": L.UDPOS, "panx": L.PANX, "xquad": L.XQUAD,
-            "mlqa": L.MLQA, "tydiqa": L.TYDIQA, "bucc2018": L.BUCC2018, "tatoeba": L.TATOEBA}[task]
+    return TASK_LANGUAGES[task]
 
 
 def _suffix(task: str) -> str:
