@@ -46,7 +46,7 @@ def _jsonl(path: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """One run of a small sweep with every new target task, from a tiny model built once; every DataSource.load
-    call is recorded as (task, config, split, lang)."""
+    call is recorded as (task, config, split, lang), every span-QA model pass as (dataset, config, split)."""
     base = tmp_path_factory.mktemp("targets")
     config = base / "targets.yaml"
     config.write_text(CONFIG)
@@ -57,14 +57,22 @@ def sweep(tmp_path_factory):
         loads.append((task.name, split.config_for(task.code(lang), lang), split.split, lang))
         return original(self, task, split, lang)
 
+    qa_passes = []
+    predict_rows = span_qa.predict_rows
+
+    def recording_predict_rows(model, task, split, *args, **kwargs):
+        qa_passes.append((split.dataset, split.config, split.split))
+        return predict_rows(model, task, split, *args, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(DataSource, "load", recording_load)
+        patch.setattr(span_qa, "predict_rows", recording_predict_rows)
         code = cli.main(["run", str(config), "--store", f"file://{base / 'store'}", "--work", str(base / "work"),
                          "--out", str(base / "report")])
     store = open_store(f"file://{base / 'store'}")
     plan = build_plan(parse(CONFIG, "targets.yaml"))
     jobs = {task: job for job in plan.jobs if job.kind in ("target", "retrieval") for task in job.tasks}
-    return {"code": code, "store": store, "jobs": jobs, "loads": loads, "base": base}
+    return {"code": code, "store": store, "jobs": jobs, "loads": loads, "qa_passes": qa_passes, "base": base}
 
 
 def _results(sweep, task: str) -> tuple[dict, dict]:
@@ -153,6 +161,9 @@ def test_xquad_and_mlqa_train_once_and_each_is_scored_by_its_own_rules(sweep):
     assert xquad["selection"]["points"] == mlqa_results["selection"]["points"]
     assert xquad["selection"]["default"] == mlqa_results["selection"]["default"]
     assert xquad["selection"]["shared_with"] == ["mlqa"] and mlqa_results["selection"]["shared_with"] == ["xquad"]
+    # ... predicted once per evaluation point, then scored by each task's rules
+    dev_passes = [p for p in sweep["qa_passes"] if p == ("rajpurkar/squad", "plain_text", "validation")]
+    assert len(dev_passes) == len(xquad["selection"]["points"])
     # each task on its own languages, with its own test data, oracle and scorer
     _check_metrics(xquad, ["en", "de"], {"exact_match", "f1"})
     _check_metrics(mlqa_results, ["en", "de", "es"], {"exact_match", "f1"})

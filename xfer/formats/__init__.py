@@ -7,6 +7,12 @@ is scored on them. Each format module provides:
     evaluate(model, task, split, rows, tokenizer, hp, device, lang="en") -> (metrics in percent, predictions)
         (`lang`: the XTREME code of the rows' language, for language-specific scoring such as MLQA's)
     write_predictions(predictions, path)  -> predictions in XTREME's submission format
+
+The formats of trained target tasks (classification, tagging, span_qa) split `evaluate` in two, so a target
+job that trains once for several tasks predicts their shared English dev set once and scores it per task:
+
+    predict_rows(model, task, split, rows, tokenizer, hp, device) -> predictions
+    score(task, split, rows, predictions, lang="en") -> metrics in percent
     write_labels(task, split, rows, path)  -> (the formats of XTREME target tasks) the rows' gold labels in
         the layout XTREME's evaluate.py reads beside those predictions (`xfer xtreme-labels`)
 """

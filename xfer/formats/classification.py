@@ -34,13 +34,26 @@ def collate(tokenizer):
     return DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
 
-def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
+def predict_rows(model, task, split, rows, tokenizer, hp, device) -> list[str]:
+    """The predicted label name of every row with a gold label."""
     features = _encode(task, split, rows, tokenizer, hp.max_length)
     logits = [out.logits.float().cpu().numpy() for out in predict(model, features, collate(tokenizer),
                                                                    hp.eval_batch_size, device)]
-    predicted = np.concatenate(logits).argmax(-1).tolist()
-    gold = [f["labels"] for f in features]
-    return {"accuracy": metrics.accuracy(predicted, gold)}, [task.labels[i] for i in predicted]
+    return [task.labels[i] for i in np.concatenate(logits).argmax(-1).tolist()]
+
+
+def _gold(task, split, rows) -> list[str]:
+    """The gold label names of the rows that have one (-1: no gold label)."""
+    return [task.labels[i] for i in label_ids(task, split, rows[split.columns["label"]]) if i >= 0]
+
+
+def score(task, split, rows, predictions: list[str], lang: str = "en") -> dict[str, float]:
+    return {"accuracy": metrics.accuracy(predictions, _gold(task, split, rows))}
+
+
+def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
+    predicted = predict_rows(model, task, split, rows, tokenizer, hp, device)
+    return score(task, split, rows, predicted, lang), predicted
 
 
 def write_predictions(predictions, path: Path) -> None:
@@ -50,5 +63,4 @@ def write_predictions(predictions, path: Path) -> None:
 def write_labels(task, split, rows, path: Path) -> None:
     """The rows' gold label names, one per line; rows without a gold label are left out, as `evaluate` leaves
     them out of its predictions."""
-    gold = label_ids(task, split, rows[split.columns["label"]])
-    write_predictions([task.labels[i] for i in gold if i >= 0], path)
+    write_predictions(_gold(task, split, rows), path)

@@ -35,7 +35,8 @@ def collate(tokenizer):
     return DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
 
-def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
+def predict_rows(model, task, split, rows, tokenizer, hp, device) -> dict[str, str]:
+    """{question id: answer text} over doc-stride windows ("" for no answer, where the task allows it)."""
     cols = split.columns
     ids, contexts = [str(i) for i in rows[cols["id"]]], list(rows[cols["context"]])
     enc = qa.squad_features(tokenizer, list(rows[cols["question"]]), contexts, hp.max_length, hp.doc_stride)
@@ -50,10 +51,19 @@ def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
         starts[row:row + len(s), :s.shape[1]] = s
         ends[row:row + len(e), :e.shape[1]] = e
         row += len(s)
-    answers = qa.best_answers(ids, contexts, enc["feature_example_index"], enc["offset_mapping"], starts, ends,
-                              null_threshold=qa.NULL_THRESHOLD if task.unanswerable else None)
-    gold = {i: list(a["text"]) for i, a in zip(ids, rows[cols["answers"]])}
-    return scores(task, answers, gold, lang), answers
+    return qa.best_answers(ids, contexts, enc["feature_example_index"], enc["offset_mapping"], starts, ends,
+                           null_threshold=qa.NULL_THRESHOLD if task.unanswerable else None)
+
+
+def score(task, split, rows, predictions: dict[str, str], lang: str = "en") -> dict[str, float]:
+    cols = split.columns
+    gold = {str(i): list(a["text"]) for i, a in zip(rows[cols["id"]], rows[cols["answers"]])}
+    return scores(task, predictions, gold, lang)
+
+
+def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
+    answers = predict_rows(model, task, split, rows, tokenizer, hp, device)
+    return score(task, split, rows, answers, lang), answers
 
 
 def scores(task, predictions: dict[str, str], references: dict[str, list[str]], lang: str) -> dict[str, float]:

@@ -95,11 +95,10 @@ def collate(tokenizer):
     return lambda rows: pad([{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows])
 
 
-def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
+def predict_rows(model, task, split, rows, tokenizer, hp, device) -> list[list[str]]:
+    """The predicted tag name of every word of every row (long rows are split into windows and joined)."""
     features = _encode(task, split, rows, tokenizer, hp.max_length, lenient=True)
-    cols = split.columns
-    gold = [_gold(task, split, tags) for tags in list(rows[cols["tags"]])]
-    predicted = [[None] * len(g) for g in gold]
+    predicted = [[None] * len(tags) for tags in rows[split.columns["tags"]]]
     outputs = predict(model, features, collate(tokenizer), hp.eval_batch_size, device)
     index = 0
     for out in outputs:
@@ -113,9 +112,19 @@ def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
                     predicted[feature["sentence"]][word] = task.labels[int(best[position])]
                     word += 1
     assert all(tag is not None for sentence in predicted for tag in sentence), "a word was left untagged"
-    scores = {"f1": metrics.seqeval_f1(predicted, gold)} if "f1" in task.metrics else {}
-    scores["token_accuracy"] = metrics.token_accuracy(predicted, gold)
-    return scores, predicted
+    return predicted
+
+
+def score(task, split, rows, predictions: list[list[str]], lang: str = "en") -> dict[str, float]:
+    gold = [_gold(task, split, tags) for tags in rows[split.columns["tags"]]]
+    scores = {"f1": metrics.seqeval_f1(predictions, gold)} if "f1" in task.metrics else {}
+    scores["token_accuracy"] = metrics.token_accuracy(predictions, gold)
+    return scores
+
+
+def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
+    predicted = predict_rows(model, task, split, rows, tokenizer, hp, device)
+    return score(task, split, rows, predicted, lang), predicted
 
 
 def write_predictions(predictions, path: Path) -> None:
