@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from xfer.errors import Preempted, XferError
+from xfer.errors import Preempted, TemporaryFailure, XferError
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
 
@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     except Preempted as exc:
         print(f"xfer: preempted: {exc}", file=sys.stderr)
         return Preempted.exit_code
+    except TemporaryFailure as exc:
+        print(f"xfer: temporary failure, run again later: {exc}", file=sys.stderr)
+        return TemporaryFailure.exit_code
     except KeyboardInterrupt:
         print("xfer: interrupted; committed outputs and checkpoints are kept", file=sys.stderr)
         return 130

@@ -39,7 +39,11 @@ class Hparams(Strict):
     max_steps: int | None = Field(None, gt=0, description="target phase: cap on optimizer steps")
     doc_stride: int = Field(128, gt=0)
     eval_batch_size: int = Field(64, gt=0)
-
+    batching: Literal["length", "random"] = Field(
+        "length", description="length: batches of similar length (megabatches sorted by length, then shuffled); "
+                              "random: plain random batches")
+    eval_tokens: int | None = Field(None, gt=0, description="inference: padded token positions per batch "
+                                                            "(default eval_batch_size * max_length)")
 
     def stride_problem(self) -> str | None:
         """QA windows overlap by `doc_stride` tokens; it must leave room for new context in each window."""
@@ -168,11 +172,16 @@ class Target(Strict):
 
 
 class Selection(Strict):
-    """Target-phase model selection (`xfer.selection`): the evaluation points. Each point evaluates the English
-    dev set, every language's dev set (where the task has one) and test set."""
+    """Target-phase model selection (`xfer.selection`): the evaluation points, where the English dev set is
+    evaluated (and, with `oracle`, every language's dev set); test sets are scored at the chosen points only."""
 
     max_points: int = Field(DEFAULT_MAX_POINTS, ge=1,
                             description="evaluate at the end of every epoch, at most this many times, evenly spread")
+    oracle: bool = Field(False, description="also evaluate every target language's dev set at each point, for the "
+                                            "oracle selection (an upper bound; costs one pass over those sets "
+                                            "per point)")
+    test_at_every_point: bool = Field(False, description="score the test sets at every point, not only at the "
+                                                         "chosen ones (same results; for studying checkpoints)")
 
 
 class SweepConfig(Strict):

@@ -21,7 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from xfer.config import SweepConfig
 from xfer.context import JobContext
-from xfer.errors import Preempted, XferError
+from xfer import preemption
+from xfer.errors import Preempted, TemporaryFailure, XferError
 from xfer.plan import Job, Plan
 from xfer.store import Store, open_store
 
@@ -42,15 +43,17 @@ def is_done(job: Job, store: Store) -> bool:
 
 def run_job(job: Job, ctx: JobContext) -> Outcome:
     """Run one job unless its output is committed; failures become an Outcome, never an exception
-    (but a preemption is re-raised, so the caller can stop and exit for a retry)."""
+    (but a temporary failure - a preemption, an unavailable store - is re-raised, so the caller can stop and
+    exit 75 for a retry). SIGTERM during the job ends it as `xfer.preemption` says."""
     if is_done(job, ctx.store):
         return Outcome(job, "skipped", 0.0, "already committed")
     import jobs
 
     start = time.perf_counter()
     try:
-        jobs.run(job, ctx)
-    except Preempted:
+        with preemption.handling_sigterm():
+            jobs.run(job, ctx)
+    except TemporaryFailure:
         raise
     except XferError as exc:
         return Outcome(job, "failed", time.perf_counter() - start, str(exc))
@@ -70,7 +73,7 @@ def _in_child(job_id: str, plan: Plan, config: SweepConfig, store_uri: str, work
     ctx = JobContext(config, plan, open_store(store_uri), Path(work), Path(report_dir) if report_dir else None)
     try:
         outcome = run_job(plan.by_id[job_id], ctx)
-    except Preempted as exc:
+    except TemporaryFailure as exc:
         return "preempted", 0.0, str(exc)
     return outcome.status, outcome.seconds, outcome.reason
 
