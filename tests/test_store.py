@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from xfer.errors import StoreError, XferError
-from xfer.store import LocalStore, S3Store, open_store
+from xfer.store import CorruptOutput, LocalStore, S3Store, StoreUnavailable, open_store
 
 MiB = 1024 * 1024
 TREE = {
@@ -25,12 +25,31 @@ TREE = {
 
 
 @pytest.fixture(params=["local", "s3"])
-def store(request, tmp_path):
-    """A fresh, empty store: a temporary folder, or a unique prefix in the rclone server's bucket."""
+def store(request, tmp_path, monkeypatch):
+    """A fresh, empty store: a temporary folder, or a unique prefix in the rclone server's bucket (with a
+    short commit settle interval: rclone on loopback answers in milliseconds)."""
     if request.param == "local":
         return open_store(str(tmp_path / "store"))
     server = request.getfixturevalue("s3_server")
+    monkeypatch.setenv("XFER_S3_COMMIT_SETTLE_SECONDS", "0.05")
     return open_store(f"s3://{server.bucket}/t-{uuid.uuid4().hex[:10]}")
+
+
+def committed_keys(store, prefix: str, rels) -> list[str]:
+    """The keys a single writer's commit of `rels` leaves: the local layout, or S3's attempt layout."""
+    if isinstance(store, LocalStore):
+        return sorted([f"{prefix}/{rel}" for rel in rels] + [f"{prefix}/_COMPLETE", f"{prefix}/manifest.json"])
+    attempt = json.loads(store.get_bytes(f"{prefix}/_COMPLETE"))["attempt"]
+    root = f"{prefix}/_attempts/{attempt}"
+    return sorted([f"{root}/{rel}" for rel in rels] + [f"{root}/manifest.json", f"{prefix}/_COMPLETE",
+                                                       f"{prefix}/_candidates/{attempt}"])
+
+
+def root_of(store, prefix: str) -> str:
+    """Where the committed files of `prefix` lie."""
+    if isinstance(store, LocalStore):
+        return prefix
+    return f"{prefix}/_attempts/{json.loads(store.get_bytes(f'{prefix}/_COMPLETE'))['attempt']}"
 
 
 def write_tree(folder: Path, files: dict[str, bytes]) -> Path:
@@ -135,11 +154,15 @@ def test_commit_fetch_round_trip_with_nested_files(store, tmp_path):
     assert manifest["meta"] == {"job": "j1", "step": 3}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", manifest["committed_at"])
     assert store.is_committed("jobs/j1/output") and store.manifest("jobs/j1/output") == manifest
-    assert store.list("jobs/j1/output") == sorted([f"jobs/j1/output/{rel}" for rel in TREE]
-                                                 + ["jobs/j1/output/_COMPLETE", "jobs/j1/output/manifest.json"])
-    raw = store.get_bytes("jobs/j1/output/manifest.json")
+    assert store.list("jobs/j1/output") == committed_keys(store, "jobs/j1/output", TREE)
+    root = root_of(store, "jobs/j1/output")
+    raw = store.get_bytes(f"{root}/manifest.json")
     assert json.loads(raw) == manifest
-    assert store.get_bytes("jobs/j1/output/_COMPLETE").decode() == hashlib.sha256(raw).hexdigest()
+    marker = store.get_bytes("jobs/j1/output/_COMPLETE").decode()
+    if isinstance(store, LocalStore):
+        assert marker == hashlib.sha256(raw).hexdigest()
+    else:
+        assert json.loads(marker) == {"attempt": root.rsplit("/", 1)[1], "manifest_sha256": hashlib.sha256(raw).hexdigest()}
 
     assert store.fetch("jobs/j1/output/", tmp_path / "dst") == manifest
     assert read_tree(tmp_path / "dst") == TREE
@@ -148,15 +171,22 @@ def test_commit_fetch_round_trip_with_nested_files(store, tmp_path):
         store.read_committed("jobs/j1/output", "nope")
 
 
-def test_a_crash_before_the_marker_is_never_seen_and_the_retry_overwrites_it(store, tmp_path, monkeypatch):
-    def crash(key, data):
-        raise KeyboardInterrupt("killed before the marker")
+def test_a_crash_before_publishing_is_never_seen_and_the_retry_commits(store, tmp_path, monkeypatch):
+    """Killed after its files were staged, before the atomic step: nothing is committed, the retry commits
+    its own files only (local: the staged folder is hidden and removed; S3: the attempt is never read)."""
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed before publishing")
 
-    monkeypatch.setattr(store, "_put_marker", crash)
+    if isinstance(store, LocalStore):
+        monkeypatch.setattr("xfer.store.os.rename", crash)
+    else:
+        monkeypatch.setattr(store, "_publish_by_candidates", crash)
     with pytest.raises(KeyboardInterrupt):
         store.commit("out", write_tree(tmp_path / "first", {**TREE, "stale.txt": b"from the first attempt"}))
-    assert "out/weights/model.safetensors" in store.list("out")  # the files did land
-    assert store.exists("out/manifest.json") and not store.exists("out/_COMPLETE")
+    if isinstance(store, LocalStore):
+        assert store.list("") == [] and not list((tmp_path / "store").iterdir())  # nothing left, nothing shown
+    else:
+        assert any(k.endswith("/stale.txt") for k in store.list("out"))  # the attempt's files did land
     assert not store.is_committed("out")
     with pytest.raises(StoreError, match="not committed"):
         store.fetch("out", tmp_path / "dst")
@@ -170,9 +200,8 @@ def test_a_crash_before_the_marker_is_never_seen_and_the_retry_overwrites_it(sto
     second = {**TREE, "config.json": b'{"hidden_size": 16}\n'}
     manifest = store.commit("out", write_tree(tmp_path / "second", second))
     assert set(manifest["files"]) == set(second)
-    assert "out/stale.txt" not in store.list("out")  # what only the crashed attempt wrote is gone
     store.fetch("out", tmp_path / "dst")
-    assert read_tree(tmp_path / "dst") == second
+    assert read_tree(tmp_path / "dst") == second  # what only the crashed attempt wrote is not part of it
 
 
 def test_marker_must_match_the_manifest(store, tmp_path):
@@ -182,41 +211,70 @@ def test_marker_must_match_the_manifest(store, tmp_path):
     assert not store.is_committed("out")
     store.put_bytes("out/_COMPLETE", marker)
     assert store.is_committed("out")
+    manifest_key = f"{root_of(store, 'out')}/manifest.json"
+    store.put_bytes(manifest_key, store.get_bytes(manifest_key).replace(b'"size"', b'"size" '))
+    assert not store.is_committed("out")
+
+
+def test_a_broken_marker_is_quarantined_by_the_next_commit(tmp_path, caplog):
+    """Local: a marker that names no valid manifest is moved aside (never deleted) and the commit goes on."""
+    store = open_store(str(tmp_path / "store"))
+    store.commit("out", write_tree(tmp_path / "src", TREE))
     store.put_bytes("out/manifest.json", store.get_bytes("out/manifest.json").replace(b'"size"', b'"size" '))
     assert not store.is_committed("out")
-    # a later commit repairs it: stale marker removed, files, manifest and marker written again
-    store.commit("out", tmp_path / "src")
-    assert store.is_committed("out")
+    with caplog.at_level("WARNING", logger="xfer.store"):
+        manifest = store.commit("out", write_tree(tmp_path / "new", {"new.txt": b"recomputed"}))
+    assert set(manifest["files"]) == {"new.txt"} and store.is_committed("out")
+    (line,) = [r.getMessage() for r in caplog.records if "quarantined" in r.getMessage()]
+    assert f"quarantined {store.uri}/out: its _COMPLETE marker names no matching manifest" in line
+    moved = [k for k in store.list("quarantine/out") if k.endswith("/weights/model.safetensors")]
+    assert len(moved) == 1 and store.get_bytes(moved[0]) == TREE["weights/model.safetensors"]
 
 
-@pytest.mark.parametrize("bad", [b"X" * len(TREE["weights/model.safetensors"]), b"short"], ids=["same-size", "resized"])
-def test_fetch_and_read_committed_detect_a_corrupted_file(store, tmp_path, bad):
+@pytest.mark.parametrize("bad", [b"X" * len(TREE["weights/model.safetensors"]), b"short", None],
+                         ids=["same-size", "resized", "missing"])
+def test_a_corrupted_committed_file_is_quarantined_not_served(store, tmp_path, bad, caplog):
     store.commit("out", write_tree(tmp_path / "src", TREE))
-    store.put_bytes("out/weights/model.safetensors", bad)
+    key = f"{root_of(store, 'out')}/weights/model.safetensors"
+    if bad is None:
+        store._delete_keys([key])
+    else:
+        store.put_bytes(key, bad)
     assert store.is_committed("out")  # the marker only covers the manifest: fetch checks the files
     dst = tmp_path / "dst"
-    with pytest.raises(StoreError) as err:
+    with caplog.at_level("WARNING", logger="xfer.store"), pytest.raises(CorruptOutput) as err:
         store.fetch("out", dst)
-    assert "out/weights/model.safetensors" in one_line(err)
-    assert ("size" if bad == b"short" else "sha256") in str(err.value)
+    message = one_line(err)
+    assert key in message and {b"short": "size", None: "missing"}.get(bad, "sha256") in message
+    assert "quarantined" in message and err.value.prefix == "out"
+    assert err.value.moved_to.startswith("quarantine/out/")
+    assert not store.is_committed("out")  # its job will run again
     assert not (dst / "weights" / "model.safetensors").exists()
     assert not [p for p in dst.rglob("*") if p.is_file() and p.name.startswith(".")]  # no temp files left
-    with pytest.raises(StoreError, match="corrupt file .*out/weights/model.safetensors"):
-        store.read_committed("out", "weights/model.safetensors")
+    assert store.list("out") == []
+    kept = {k[len(err.value.moved_to) + 1:] for k in store.list(err.value.moved_to)}
+    assert any(k.endswith("config.json") for k in kept) and any(k.endswith("_COMPLETE") for k in kept)
+    assert len([r for r in caplog.records if "quarantined" in r.getMessage()]) == 1
 
 
-def test_fetch_keeps_verified_local_files_and_replaces_bad_ones(store, tmp_path):
+def test_read_committed_quarantines_a_corrupted_file(store, tmp_path):
     store.commit("out", write_tree(tmp_path / "src", TREE))
-    dst = tmp_path / "dst"
-    store.fetch("out", dst)
-    (dst / "config.json").write_bytes(b"edited locally")
-    store.fetch("out", dst)
-    assert (dst / "config.json").read_bytes() == TREE["config.json"]  # re-downloaded
-    store.put_bytes("out/weights/model.safetensors", b"corrupted in the store")
-    store.fetch("out", dst)  # the verified local copy is kept: nothing downloaded
-    assert read_tree(dst) == TREE
-    with pytest.raises(StoreError, match="corrupt file"):
-        store.fetch("out", tmp_path / "fresh")
+    store.put_bytes(f"{root_of(store, 'out')}/config.json", b'{"hidden_size": 9}\n')
+    with pytest.raises(CorruptOutput, match="corrupt file .*out/.*config.json: sha256"):
+        store.read_committed("out", "config.json")
+    assert not store.is_committed("out") and store.list("quarantine/out")
+    store.commit("out", write_tree(tmp_path / "again", TREE))  # recomputed: committed afresh
+    assert store.read_committed("out", "config.json") == TREE["config.json"]
+
+
+def test_quarantine_is_the_primitive_for_callers(store, tmp_path):
+    """`quarantine(prefix, reason)` (e.g. a checkpoint that fails to load) moves the output aside."""
+    store.commit("ckpt/step-1", write_tree(tmp_path / "src", TREE))
+    moved = store.quarantine("ckpt/step-1", "cannot load optimizer.safetensors")
+    assert moved.startswith("quarantine/ckpt/step-1/") and not store.is_committed("ckpt/step-1")
+    assert store.quarantine("ckpt/step-1", "again") is None  # nothing left to move
+    with pytest.raises(StoreError, match="in quarantine already"):
+        store.quarantine(moved, "twice")
 
 
 def test_commit_is_idempotent(store, tmp_path):
@@ -241,20 +299,34 @@ def test_uncommit_deletes_the_marker_first(store, tmp_path, monkeypatch):
     src = write_tree(tmp_path / "src", TREE)
     store.commit("ckpt/step-1", src)
     store.commit("ckpt/step-2", src)
+    real_delete, calls = store._delete_keys, []
 
-    def fail(prefix):
-        raise StoreError("simulated failure after the marker went")
+    def fail_after_the_marker(keys):
+        calls.append(list(keys))
+        if len(calls) > 1:
+            raise StoreError("simulated failure after the marker went")
+        real_delete(keys)
 
-    monkeypatch.setattr(store, "delete_prefix", fail)
+    monkeypatch.setattr(store, "_delete_keys", fail_after_the_marker)
+    if isinstance(store, LocalStore):
+        monkeypatch.setattr(store, "delete_prefix", lambda prefix: fail_after_the_marker([prefix]))
     with pytest.raises(StoreError, match="simulated"):
         store.uncommit("ckpt/step-1")
-    assert not store.exists("ckpt/step-1/_COMPLETE") and store.exists("ckpt/step-1/config.json")
+    assert calls[0] == ["ckpt/step-1/_COMPLETE"]
+    assert not store.exists("ckpt/step-1/_COMPLETE") and store.list("ckpt/step-1")
     assert not store.is_committed("ckpt/step-1")
     monkeypatch.undo()
     store.uncommit("ckpt/step-1")
     assert store.list("ckpt/step-1") == []
     assert store.is_committed("ckpt/step-2")
     assert store.fetch("ckpt/step-2", tmp_path / "dst")["files"].keys() == TREE.keys()
+
+
+def test_commit_refuses_reserved_prefixes(store, tmp_path):
+    src = write_tree(tmp_path / "src", TREE)
+    for prefix in ("out/_attempts/x", "_candidates", "a/_COMPLETE/b"):
+        with pytest.raises(StoreError, match="names the store reserves"):
+            store.commit(prefix, src)
 
 
 # --- URIs ------------------------------------------------------------------------------------------
@@ -310,13 +382,14 @@ def test_s3_unreachable_endpoint_is_one_clear_line(monkeypatch):
     monkeypatch.setenv("XFER_S3_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "unused")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "unused")
-    store = S3Store("bucket", "p", max_attempts=1)
+    store = S3Store("bucket", "p", max_attempts=1, retry_seconds=0.5)
     started = time.monotonic()
     for call in (lambda: store.get_bytes("k"), lambda: store.is_committed("out"), lambda: store.list("")):
-        with pytest.raises(StoreError) as err:
+        with pytest.raises(StoreUnavailable) as err:
             call()  # never "not committed": an outage must not look like missing work
         assert one_line(err).startswith(f"cannot reach S3 endpoint URL: http://127.0.0.1:{port}")
-    assert time.monotonic() - started < 5
+        assert "gave up after" in str(err.value) and "$XFER_S3_RETRY_SECONDS=0.5" in str(err.value)
+    assert time.monotonic() - started < 6
 
 
 def test_s3_missing_bucket(s3_server, tmp_path):
@@ -348,44 +421,5 @@ def test_s3_without_credentials(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("XFER_S3_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(StoreError) as err:
-        S3Store("bucket", max_attempts=1).get_bytes("k")
+        S3Store("bucket", max_attempts=1, retry_seconds=0).get_bytes("k")
     assert one_line(err).startswith("no S3 credentials found for s3://bucket/k")
-
-
-def test_s3_marker_falls_back_when_conditional_writes_are_unsupported(s3_server, tmp_path, monkeypatch):
-    from botocore.exceptions import ClientError
-
-    store = open_store(f"s3://{s3_server.bucket}/t-{uuid.uuid4().hex[:10]}")
-    real_put, conditional = store._client.put_object, []
-
-    def put_object(**kwargs):
-        if "IfNoneMatch" in kwargs:
-            conditional.append(kwargs["Key"])
-            raise ClientError({"Error": {"Code": "NotImplemented", "Message": "not here"},
-                               "ResponseMetadata": {"HTTPStatusCode": 501}}, "PutObject")
-        return real_put(**kwargs)
-
-    monkeypatch.setattr(store._client, "put_object", put_object)
-    src = write_tree(tmp_path / "src", TREE)
-    store.commit("one", src)
-    store.commit("two", src)
-    assert store.is_committed("one") and store.is_committed("two")
-    assert conditional == [f"{store.prefix}/one/_COMPLETE"]  # tried once, then remembered
-
-
-def test_s3_marker_refused_because_another_writer_made_one(s3_server, tmp_path, monkeypatch):
-    from botocore.exceptions import ClientError
-
-    store = open_store(f"s3://{s3_server.bucket}/t-{uuid.uuid4().hex[:10]}")
-    real_put = store._client.put_object
-
-    def put_object(**kwargs):
-        if "IfNoneMatch" in kwargs:  # as if another writer created the marker a moment ago
-            raise ClientError({"Error": {"Code": "PreconditionFailed", "Message": "exists"},
-                               "ResponseMetadata": {"HTTPStatusCode": 412}}, "PutObject")
-        return real_put(**kwargs)
-
-    monkeypatch.setattr(store._client, "put_object", put_object)
-    with pytest.raises(StoreError, match="another writer is committing it at the same time"):
-        store.commit("out", write_tree(tmp_path / "src", TREE))
-    assert not store.is_committed("out")

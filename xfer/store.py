@@ -1,15 +1,36 @@
 """The object store every job reads its inputs from and commits its outputs to: a local folder or S3.
 
 Keys are '/'-separated paths relative to the store root, in canonical form (no leading or trailing '/',
-no empty, '.' or '..' segments). A job's output is a *prefix*: a folder of files committed as a whole by
+no empty, '.' or '..' segments). A job's output is a *prefix*: a folder of files committed as a whole.
 
-    1. uploading every file to  <prefix>/<relpath>
-    2. writing                  <prefix>/manifest.json   {"files": {relpath: {size, sha256}}, "meta", "committed_at"}
-    3. writing the marker       <prefix>/_COMPLETE       (the sha256 of the manifest's bytes)
+Committing: one writer wins. `commit(prefix, folder)` stages the files under a private *attempt*, then
+publishes that attempt in one atomic step that at most one writer can win. Every other writer sees that it
+lost and returns the winner's manifest (same job id, same meaning); nobody ever mixes files of two attempts.
+What the atomic step is depends on the backend:
 
-A prefix counts as committed only when the marker is present and matches the manifest, so a reader never
-sees a half-written output: a job killed at any point leaves no marker, and its retry overwrites what the
-killed attempt left. `fetch` verifies every file's size and sha256 against the manifest.
+- local folder (LocalStore): the attempt is a hidden folder beside the prefix holding the files,
+  `manifest.json` and the marker `_COMPLETE`; it is published by one rename(2) onto the prefix. The kernel
+  lets a folder replace only an absent or empty one, so exactly one rename wins; the others fail and read
+  the winner's marker. A committed prefix is laid out as `<prefix>/<relpath>`, `<prefix>/manifest.json`,
+  `<prefix>/_COMPLETE` (holding the manifest's sha256).
+- S3 (xfer/s3store.py): attempts are uploaded under `<prefix>/_attempts/<attempt>/`; the marker
+  `<prefix>/_COMPLETE` names the winning attempt. It is created with If-None-Match where the server honours
+  it, and otherwise by a candidate protocol that does not rely on the server (argued there).
+
+Reading: a prefix is committed only when its marker names a manifest whose sha256 it holds. The marker is
+either that sha256 (files directly under the prefix: the local layout, and S3 outputs committed before
+attempts existed, which stay readable) or `{"attempt": A, "manifest_sha256": H}` (files under
+`<prefix>/_attempts/A/`). `is_committed`, `manifest`, `fetch` and `read_committed` follow it.
+
+Integrity: `fetch` and `read_committed` verify every file's size and sha256 against the manifest. A committed
+output that fails (a byte flipped in storage, a file gone) is moved aside by `quarantine` to
+`quarantine/<prefix>/<UTC time>/` - never deleted - with one log line, and `CorruptOutput` is raised: the
+prefix is no longer committed, so its job is recomputed (`xfer.runner` does so in the same run when a
+dependant found the damage). A marker that names no valid manifest is quarantined by the next commit.
+
+Faults: the local store retries nothing and turns OS errors (disk full, permissions) into one-line
+StoreErrors. The S3 store retries transient faults within a bounded time and then raises StoreUnavailable,
+a TemporaryFailure (`xfer job run` exits 75): see xfer/s3store.py.
 
 `open_store(uri)` picks the backend: `file:///abs/path`, `file://rel/path` or a plain path -> LocalStore,
 `s3://bucket[/prefix]` -> S3Store (boto3; endpoint from $XFER_S3_ENDPOINT_URL, else boto3's own settings).
@@ -17,26 +38,47 @@ killed attempt left. `fetch` verifies every file's size and sha256 against the m
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import time
 import uuid
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from xfer.errors import StoreError, XferError
+from xfer.errors import StoreError, TemporaryFailure, XferError
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 MARKER = "_COMPLETE"
-TMP_TAG = ".xfer-tmp-"  # temporary files: hidden from listings, renamed into place when complete
+ATTEMPTS = "_attempts"      # S3: <prefix>/_attempts/<attempt>/ holds one writer's staged files
+CANDIDATES = "_candidates"  # S3: <prefix>/_candidates/<attempt> is one writer's claim (xfer/s3store.py)
+QUARANTINE = "quarantine"   # quarantine/<prefix>/<UTC time>/: committed outputs that failed verification
+TMP_TAG = ".xfer-tmp-"  # local temporary files and attempt folders: hidden from listings
 MiB = 1024 * 1024
 _CHUNK = 4 * MiB
+_ATTEMPT_ID = re.compile(r"[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class StoreUnavailable(TemporaryFailure):
+    """The store stayed unreachable or kept failing after its retries: run the job again later (exit 75)."""
+
+
+class CorruptOutput(StoreError):
+    """A committed output failed verification; it has been quarantined (`prefix`, `moved_to`)."""
+
+    def __init__(self, message: str, prefix: str, moved_to: str | None):
+        super().__init__(message)
+        self.prefix, self.moved_to = prefix, moved_to
 
 
 # --- keys and hashes -------------------------------------------------------------------------------
@@ -63,6 +105,14 @@ def _norm_prefix(prefix: str, allow_root: bool = True) -> str:
     return _check_key(stripped, "prefix")
 
 
+def _commit_prefix(prefix: str) -> str:
+    prefix = _norm_prefix(prefix, allow_root=False)
+    if any(part in (ATTEMPTS, CANDIDATES, MARKER) for part in prefix.split("/")):
+        raise StoreError(f"invalid store prefix {prefix!r}: {ATTEMPTS}, {CANDIDATES} and {MARKER} are "
+                         "names the store reserves")
+    return prefix
+
+
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -72,10 +122,11 @@ def _sha256_file(path: Path) -> str:
 
 
 def _local_files(local_dir: Path) -> dict[str, Path]:
-    """Every file under local_dir (following symlinks), by '/'-separated relative path, sorted."""
+    """Every file under local_dir (following symlinks), by '/'-separated relative path, sorted; temporary
+    files and folders (TMP_TAG) are left out."""
     files = {}
     for dirpath, dirnames, filenames in os.walk(local_dir, followlinks=True):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(TMP_TAG))
         for name in filenames:
             path = Path(dirpath, name)
             if not name.startswith(TMP_TAG) and path.is_file():
@@ -91,13 +142,51 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def _utc_stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def marker_bytes(attempt: str | None, manifest_sha256: str) -> bytes:
+    """The marker's content: the manifest's sha256 (files under the prefix) or a pointer to the attempt."""
+    if attempt is None:
+        return manifest_sha256.encode("ascii")
+    return json.dumps({"attempt": attempt, "manifest_sha256": manifest_sha256}, sort_keys=True).encode("ascii")
+
+
+def parse_marker(raw: bytes) -> tuple[str | None, str] | None:
+    """(attempt or None, manifest sha256) from a marker's bytes; None when they are not a marker."""
+    text = raw.decode("ascii", "replace").strip()
+    if _SHA256.fullmatch(text):
+        return None, text
+    try:
+        value = json.loads(text)
+        attempt, sha = value["attempt"], value["manifest_sha256"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if isinstance(attempt, str) and _ATTEMPT_ID.fullmatch(attempt) and isinstance(sha, str) and _SHA256.fullmatch(sha):
+        return attempt, sha
+    return None
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A published output: the key folder its files lie in, its manifest, and the winning attempt (None:
+    the files lie directly under the prefix)."""
+
+    root: str
+    manifest: dict
+    manifest_sha256: str
+    attempt: str | None = None
+
+
 # --- the interface ---------------------------------------------------------------------------------
 
 
 class Store(ABC):
-    """Raw key/value access plus the commit protocol; subclasses implement the raw part."""
+    """Raw key/value access plus the commit protocol; subclasses implement the raw part and `_publish`."""
 
     uri: str
+    marker_grace_seconds: float = 0.0  # how young a marker naming no manifest may be before it is broken
 
     # raw key/value ----------------------------------------------------------------------------------
 
@@ -110,6 +199,10 @@ class Store(ABC):
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def age(self, key: str) -> float | None:
+        """Seconds since `key` was last written, by the store's own clock; None when it does not exist."""
 
     @abstractmethod
     def list(self, prefix: str) -> list[str]:
@@ -126,8 +219,19 @@ class Store(ABC):
         """Write the object to `path` (not atomically; callers pass a temporary name)."""
 
     @abstractmethod
-    def _put_marker(self, key: str, data: bytes) -> bool:
-        """Create `key` only if absent where the backend can (False: it already exists), else overwrite."""
+    def _publish(self, prefix: str, files: dict[str, Path], manifest_bytes: bytes) -> Committed:
+        """Stage `files` and the manifest as a new attempt and try to publish it; return what is committed
+        at `prefix` afterwards: this attempt when it won, else the winner's."""
+
+    @abstractmethod
+    def _move(self, prefix: str, dest: str) -> bool:
+        """Move every key of the folder `prefix` to the folder `dest`; the prefix stops being committed
+        before anything else leaves it. False when there was nothing to move."""
+
+    def ages(self, prefix: str) -> dict[str, float]:
+        """Every key of the folder `prefix` with its age in seconds (see `age`)."""
+        found = {key: self.age(key) for key in self.list(prefix)}
+        return {key: age for key, age in found.items() if age is not None}
 
     def _where(self, key: str) -> str:
         return f"{self.uri.rstrip('/')}/{key}"
@@ -155,39 +259,133 @@ class Store(ABC):
         finally:
             tmp.unlink(missing_ok=True)
 
-    # commit protocol --------------------------------------------------------------------------------
+    # reading committed outputs ----------------------------------------------------------------------
 
-    def _committed_manifest(self, prefix: str) -> dict | None:
-        marker = self._read(f"{prefix}/{MARKER}")
-        if marker is None:
+    def _resolve(self, prefix: str) -> Committed | None:
+        """What the marker of `prefix` publishes, or None (no marker, or one naming no matching manifest)."""
+        raw = self._read(f"{prefix}/{MARKER}")
+        parsed = parse_marker(raw) if raw is not None else None
+        if parsed is None:
             return None
-        raw = self._read(f"{prefix}/{MANIFEST}")
-        if raw is None or hashlib.sha256(raw).hexdigest() != marker.decode("utf-8", "replace").strip():
+        attempt, sha = parsed
+        root = prefix if attempt is None else f"{prefix}/{ATTEMPTS}/{attempt}"
+        manifest_raw = self._read(f"{root}/{MANIFEST}")
+        if manifest_raw is None or hashlib.sha256(manifest_raw).hexdigest() != sha:
             return None
-        return json.loads(raw)
+        try:
+            manifest = json.loads(manifest_raw)
+        except ValueError:
+            return None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+            return None
+        return Committed(root, manifest, sha, attempt)
 
     def is_committed(self, prefix: str) -> bool:
-        """True when the marker is present and matches the manifest's sha256."""
-        return self._committed_manifest(_norm_prefix(prefix, allow_root=False)) is not None
+        """True when the marker names a manifest whose sha256 it holds."""
+        return self._resolve(_norm_prefix(prefix, allow_root=False)) is not None
 
-    def manifest(self, prefix: str) -> dict:
-        prefix = _norm_prefix(prefix, allow_root=False)
-        found = self._committed_manifest(prefix)
+    def _committed(self, prefix: str) -> Committed:
+        found = self._resolve(prefix)
         if found is None:
             raise StoreError(f"not committed: {self._where(prefix)} (no {MARKER} marker matching its manifest)")
         return found
 
-    def commit(self, prefix: str, local_dir, meta: dict | None = None) -> dict:
-        """Upload local_dir to prefix, then its manifest, then the marker; returns the manifest.
+    def manifest(self, prefix: str) -> dict:
+        return self._committed(_norm_prefix(prefix, allow_root=False)).manifest
 
-        An already-committed prefix is left alone and its manifest returned. Files a previous, interrupted
-        attempt left under the prefix are overwritten (or deleted when this commit has no such file).
+    def _mismatch(self, key: str, info: dict, size: int, sha: str) -> str | None:
+        if size != info["size"]:
+            return f"corrupt file {self._where(key)}: size {size} bytes, the manifest says {info['size']}"
+        if sha != info["sha256"]:
+            return f"corrupt file {self._where(key)}: sha256 {sha}, the manifest says {info['sha256']}"
+        return None
+
+    def _corrupt(self, prefix: str, found: Committed, problem: str) -> StoreError:
+        """Quarantine the committed output `found` at `prefix` and return the error to raise (unless the
+        prefix was replaced or uncommitted while it was being read: then nothing is moved)."""
+        now = self._resolve(prefix)
+        if now is None or now.manifest_sha256 != found.manifest_sha256:
+            return StoreError(f"{self._where(prefix)} changed while it was being read ({problem}): try again")
+        moved_to = self.quarantine(prefix, problem)
+        where = f"moved to {self._where(moved_to)}" if moved_to else "already moved aside by another reader"
+        return CorruptOutput(f"{problem}; the output is quarantined ({where}) and its job will be recomputed",
+                             prefix, moved_to)
+
+    def _fetch_file(self, key: str, info: dict, dest: Path, attempts: int) -> str | None:
+        """Download `key` to `dest` when it matches `info`; else the mismatch (after `attempts` tries)."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        problem = None
+        for _ in range(attempts):
+            tmp = _temp_beside(dest)
+            try:
+                try:
+                    self._download_raw(key, tmp)
+                except StoreError as exc:
+                    if self.exists(key):
+                        raise
+                    return f"file {self._where(key)} of the committed output is missing ({exc})"
+                problem = self._mismatch(key, info, tmp.stat().st_size, _sha256_file(tmp))
+                if problem is None:
+                    os.replace(tmp, dest)
+                    return None
+            finally:
+                tmp.unlink(missing_ok=True)
+        return problem
+
+    download_attempts = 1  # downloads of a mismatching file before it counts as corrupt (S3: 2)
+
+    def fetch(self, prefix: str, local_dir) -> dict:
+        """Download a committed prefix into local_dir, verifying every file; returns the manifest.
+
+        Files already in local_dir with the manifest's size and sha256 are kept as they are (a cache).
+        Each download goes to a temporary name and is renamed into place once verified. A file that fails
+        verification quarantines the output and raises CorruptOutput.
         """
         prefix = _norm_prefix(prefix, allow_root=False)
-        existing = self._committed_manifest(prefix)
+        found = self._committed(prefix)
+        local_dir = Path(local_dir)
+        for rel, info in sorted(found.manifest["files"].items()):
+            _check_key(rel, "manifest path")
+            dest = local_dir / rel
+            if dest.is_file() and dest.stat().st_size == info["size"] and _sha256_file(dest) == info["sha256"]:
+                continue
+            problem = self._fetch_file(f"{found.root}/{rel}", info, dest, self.download_attempts)
+            if problem:
+                raise self._corrupt(prefix, found, problem)
+        return found.manifest
+
+    def read_committed(self, prefix: str, relpath: str) -> bytes:
+        """One file of a committed prefix, verified against the manifest (a mismatch quarantines it)."""
+        prefix = _norm_prefix(prefix, allow_root=False)
+        found = self._committed(prefix)
+        info = found.manifest["files"].get(relpath)
+        if info is None:
+            raise StoreError(f"no file {relpath!r} in the committed output {self._where(prefix)}")
+        key = f"{found.root}/{relpath}"
+        problem = None
+        for _ in range(self.download_attempts):
+            data = self._read(key)
+            if data is None:
+                problem = f"file {self._where(key)} of the committed output is missing"
+                break
+            problem = self._mismatch(key, info, len(data), hashlib.sha256(data).hexdigest())
+            if problem is None:
+                return data
+        raise self._corrupt(prefix, found, problem)
+
+    # committing -------------------------------------------------------------------------------------
+
+    def commit(self, prefix: str, local_dir, meta: dict | None = None) -> dict:
+        """Publish local_dir at prefix unless another writer did; returns the committed manifest.
+
+        An already-committed prefix is left alone and its manifest returned; so is the winner's when another
+        writer publishes first. What an interrupted earlier attempt left is never part of the result.
+        """
+        prefix = _commit_prefix(prefix)
+        existing = self._resolve(prefix)
         if existing is not None:
             log.debug("already committed: %s", self._where(prefix))
-            return existing
+            return existing.manifest
         local_dir = Path(local_dir)
         if not local_dir.is_dir():
             raise StoreError(f"cannot commit {self._where(prefix)}: local folder not found: {local_dir}")
@@ -201,82 +399,69 @@ class Store(ABC):
             "committed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
+        existing = self._clear_broken_marker(prefix)
+        if existing is not None:
+            return existing.manifest
+        winner = self._publish(prefix, files, manifest_bytes)
+        if winner.manifest_sha256 != hashlib.sha256(manifest_bytes).hexdigest():
+            log.info("%s was committed by another writer at the same time: using its output", self._where(prefix))
+        else:
+            log.debug("committed %s (%d files)", self._where(prefix), len(files))
+        return winner.manifest
 
-        marker_key = f"{prefix}/{MARKER}"
-        if self.exists(marker_key):  # a marker not matching its manifest: an interrupted earlier attempt
-            self._delete_keys([marker_key])
-        for rel, path in files.items():
-            self.upload_file(path, f"{prefix}/{rel}")
-        wanted = {f"{prefix}/{rel}" for rel in files} | {f"{prefix}/{MANIFEST}", marker_key}
-        self._delete_keys([k for k in self.list(prefix) if k not in wanted])
-        self.put_bytes(f"{prefix}/{MANIFEST}", manifest_bytes)
-        if not self._put_marker(marker_key, hashlib.sha256(manifest_bytes).hexdigest().encode("ascii")):
-            winner = self._committed_manifest(prefix)
-            if winner is not None:
-                return winner
-            raise StoreError(f"cannot commit {self._where(prefix)}: another writer is committing it at the same time")
-        log.debug("committed %s (%d files)", self._where(prefix), len(files))
-        return json.loads(manifest_bytes)
+    def _clear_broken_marker(self, prefix: str) -> Committed | None:
+        """Quarantine a marker that names no valid manifest (waiting `marker_grace_seconds` for one that is
+        being written, on a server whose writes are not atomic); returns the output if it became valid."""
+        deadline = time.monotonic() + self.marker_grace_seconds
+        while True:
+            age = self.age(f"{prefix}/{MARKER}")
+            if age is None:
+                return None
+            found = self._resolve(prefix)
+            if found is not None:
+                return found
+            if age >= self.marker_grace_seconds or time.monotonic() >= deadline:
+                self.quarantine(prefix, f"its {MARKER} marker names no matching manifest")
+                return None
+            time.sleep(min(0.5, max(0.05, self.marker_grace_seconds / 20)))
 
-    def _mismatch(self, prefix: str, rel: str, info: dict, size: int, sha: str) -> StoreError | None:
-        if size != info["size"]:
-            return StoreError(f"corrupt file {self._where(f'{prefix}/{rel}')}: size {size} bytes, "
-                              f"the manifest says {info['size']}")
-        if sha != info["sha256"]:
-            return StoreError(f"corrupt file {self._where(f'{prefix}/{rel}')}: sha256 {sha}, "
-                              f"the manifest says {info['sha256']}")
-        return None
-
-    def fetch(self, prefix: str, local_dir) -> dict:
-        """Download a committed prefix into local_dir, verifying every file; returns the manifest.
-
-        Files already in local_dir with the manifest's size and sha256 are kept as they are (a cache).
-        Each download goes to a temporary name and is renamed into place once verified.
-        """
+    def quarantine(self, prefix: str, reason: str) -> str | None:
+        """Move everything under `prefix` to quarantine/<prefix>/<UTC time>/ (never deleted), so that it is
+        no longer committed; logs one line. Returns the quarantine prefix (None: nothing was there)."""
         prefix = _norm_prefix(prefix, allow_root=False)
-        manifest = self.manifest(prefix)
-        local_dir = Path(local_dir)
-        for rel, info in sorted(manifest["files"].items()):
-            _check_key(rel, "manifest path")
-            dest = local_dir / rel
-            if dest.is_file() and dest.stat().st_size == info["size"] and _sha256_file(dest) == info["sha256"]:
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _temp_beside(dest)
-            try:
-                self._download_raw(f"{prefix}/{rel}", tmp)
-                problem = self._mismatch(prefix, rel, info, tmp.stat().st_size, _sha256_file(tmp))
-                if problem:
-                    raise problem
-                os.replace(tmp, dest)
-            finally:
-                tmp.unlink(missing_ok=True)
-        return manifest
-
-    def read_committed(self, prefix: str, relpath: str) -> bytes:
-        """One file of a committed prefix, verified against the manifest."""
-        prefix = _norm_prefix(prefix, allow_root=False)
-        info = self.manifest(prefix)["files"].get(relpath)
-        if info is None:
-            raise StoreError(f"no file {relpath!r} in the committed output {self._where(prefix)}")
-        data = self.get_bytes(f"{prefix}/{relpath}")
-        problem = self._mismatch(prefix, relpath, info, len(data), hashlib.sha256(data).hexdigest())
-        if problem:
-            raise problem
-        return data
+        if prefix == QUARANTINE or prefix.startswith(f"{QUARANTINE}/"):
+            raise StoreError(f"cannot quarantine {self._where(prefix)}: it is in quarantine already")
+        dest = f"{QUARANTINE}/{prefix}/{_utc_stamp()}-{uuid.uuid4().hex[:6]}"
+        if not self._move(prefix, dest):
+            return None
+        log.warning("quarantined %s: %s (moved to %s)", self._where(prefix), _one_line(reason), self._where(dest))
+        return dest
 
     def uncommit(self, prefix: str) -> None:
-        """Delete the marker first (readers stop trusting the prefix at once), then everything else."""
+        """Delete the marker first (readers stop trusting the prefix at once), then what was there before."""
         prefix = _norm_prefix(prefix, allow_root=False)
+        keys = self.list(prefix)
         self._delete_keys([f"{prefix}/{MARKER}"])
-        self.delete_prefix(prefix)
+        self._delete_keys([k for k in keys if k != f"{prefix}/{MARKER}"])
 
 
 # --- local folder ----------------------------------------------------------------------------------
 
 
+@contextmanager
+def _os_errors(action: str, where: str):
+    """OSError -> one-line StoreError naming the action and the place ("No space left on device", ...)."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"cannot {action} {where}: {exc.strerror or exc}") from exc
+
+
 class LocalStore(Store):
-    """A store in a local (or shared, mounted) folder; every write is a temporary file + os.replace."""
+    """A store in a local (or shared, mounted) folder; every write is a temporary file + os.replace, every
+    commit a hidden attempt folder renamed onto the prefix."""
 
     def __init__(self, root):
         self.root = Path(os.path.abspath(Path(root).expanduser()))
@@ -285,32 +470,22 @@ class LocalStore(Store):
     def _path(self, key: str) -> Path:
         return self.root / _check_key(key)
 
-    def _write(self, dest: Path, fill, exclusive: bool = False) -> bool:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temp_beside(dest)
-        try:
-            with open(tmp, "wb") as f:
-                fill(f)
-                f.flush()
-                os.fsync(f.fileno())
-            if not exclusive:
-                os.replace(tmp, dest)
-                return True
+    def _write(self, key: str, fill) -> None:
+        dest = self._path(key)
+        with _os_errors("write", self._where(key)):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _temp_beside(dest)
             try:
-                os.link(tmp, dest)  # atomic create-if-absent
-            except FileExistsError:
-                return False
-            except OSError:  # a filesystem without hard links
+                with open(tmp, "wb") as f:
+                    fill(f)
+                    f.flush()
+                    os.fsync(f.fileno())
                 os.replace(tmp, dest)
-            return True
-        finally:
-            tmp.unlink(missing_ok=True)
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        self._write(self._path(key), lambda f: f.write(data))
-
-    def _put_marker(self, key: str, data: bytes) -> bool:
-        return self._write(self._path(key), lambda f: f.write(data), exclusive=True)
+        self._write(key, lambda f: f.write(data))
 
     def _read(self, key: str) -> bytes | None:
         try:
@@ -323,16 +498,24 @@ class LocalStore(Store):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def age(self, key: str) -> float | None:
+        try:
+            return max(0.0, time.time() - self._path(key).stat().st_mtime)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def list(self, prefix: str) -> list[str]:
         prefix = _norm_prefix(prefix)
         base = self.root / prefix if prefix else self.root
         if not base.is_dir():
             return []
-        return sorted(f"{prefix}/{rel}" if prefix else rel for rel in _local_files(base))
+        with _os_errors("list", self._where(prefix) if prefix else self.uri):
+            return sorted(f"{prefix}/{rel}" if prefix else rel for rel in _local_files(base))
 
     def _delete_keys(self, keys: list[str]) -> None:
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            with _os_errors("delete", self._where(key)):
+                self._path(key).unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> None:
         prefix = _norm_prefix(prefix, allow_root=False)
@@ -343,208 +526,111 @@ class LocalStore(Store):
         except OSError as exc:
             raise StoreError(f"cannot delete {self._where(prefix)}: {exc.strerror or exc}") from exc
 
+    def uncommit(self, prefix: str) -> None:
+        prefix = _norm_prefix(prefix, allow_root=False)
+        self._delete_keys([f"{prefix}/{MARKER}"])
+        self.delete_prefix(prefix)
+
     def upload_file(self, local_path, key: str) -> None:
-        with open(local_path, "rb") as src:
-            self._write(self._path(key), lambda f: shutil.copyfileobj(src, f, _CHUNK))
+        with _os_errors("read", str(local_path)), open(local_path, "rb") as src:
+            self._write(key, lambda f: shutil.copyfileobj(src, f, _CHUNK))
 
     def _download_raw(self, key: str, path: Path) -> None:
         try:
             shutil.copyfile(self._path(key), path)
         except (FileNotFoundError, IsADirectoryError):
             raise StoreError(f"not found in store: {self._where(key)}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot copy {self._where(key)} to {path}: {exc.strerror or exc}") from exc
 
+    def scratch(self) -> list[Path]:
+        """Temporary files and attempt folders left by killed writers (for `xfer gc`)."""
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            for name in dirnames + filenames:
+                if name.startswith(TMP_TAG):
+                    found.append(Path(dirpath, name))
+            dirnames[:] = [d for d in dirnames if not d.startswith(TMP_TAG)]
+        return sorted(found)
 
-# --- S3 --------------------------------------------------------------------------------------------
+    # committing: stage a hidden folder, rename it onto the prefix -----------------------------------
 
-
-def _env_mib(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    try:
-        mib = float(value)
-    except ValueError:
-        mib = 0.0
-    if not mib > 0:
-        raise XferError(f"${name}={value!r}: expected a positive number of MiB")
-    return int(mib * MiB)
-
-
-class S3Store(Store):
-    """A bucket (and optional key prefix) on S3 or an S3-compatible server (MinIO, SeaweedFS, rclone).
-
-    Credentials come from boto3's usual chain only (environment, profile, IRSA / workload identity).
-    The endpoint is $XFER_S3_ENDPOINT_URL when set, else boto3's own (AWS_ENDPOINT_URL, config, AWS).
-    """
-
-    def __init__(self, bucket: str, prefix: str = "", *, multipart_threshold: int | None = None,
-                 multipart_chunksize: int | None = None, max_concurrency: int = 16, max_attempts: int = 5,
-                 endpoint_url: str | None = None):
-        import boto3
-        from boto3.s3.transfer import TransferConfig
-        from botocore.config import Config
-
-        if not bucket or "/" in bucket:
-            raise XferError(f"invalid S3 bucket name {bucket!r}")
-        self.bucket = bucket
-        self.prefix = _norm_prefix(prefix)
-        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        endpoint_url = endpoint_url or os.environ.get("XFER_S3_ENDPOINT_URL") or None
-        config = Config(
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            retries={"max_attempts": max_attempts, "mode": "standard"},
-            max_pool_connections=max(10, max_concurrency + 4),
-        )
-        kwargs = {"endpoint_url": endpoint_url} if endpoint_url else {}
-        self._client = boto3.session.Session().client("s3", config=config, **kwargs)
-        self._transfer = TransferConfig(
-            multipart_threshold=multipart_threshold or _env_mib("XFER_S3_MULTIPART_THRESHOLD_MB", 64 * MiB),
-            multipart_chunksize=multipart_chunksize or _env_mib("XFER_S3_MULTIPART_CHUNK_MB", 64 * MiB),
-            max_concurrency=max_concurrency,
-            use_threads=True,
-            preferred_transfer_client="classic",
-        )
-        self._conditional_writes = True  # until the server shows it does not support IfNoneMatch
-
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    # errors -----------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _code(exc) -> tuple[str, int]:
-        response = getattr(exc, "response", None) or {}
-        return (str(response.get("Error", {}).get("Code", "")),
-                int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0))
-
-    def _translate(self, exc: Exception, where: str) -> StoreError:
-        from boto3.exceptions import S3UploadFailedError
-        from botocore import exceptions as bx
-
-        if isinstance(exc, S3UploadFailedError) and isinstance(exc.__context__, Exception):
-            exc = exc.__context__  # boto3's transfer wraps the ClientError in a string
-        endpoint = self._client.meta.endpoint_url
-        if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ConnectionClosedError)):
-            return StoreError(f"cannot reach S3 endpoint URL: {endpoint} (accessing {where})")
-        if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError)):
-            return StoreError(f"no S3 credentials found for {where}: set AWS_ACCESS_KEY_ID and "
-                              "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or workload identity")
-        if isinstance(exc, bx.ClientError):
-            code, status = self._code(exc)
-            if code == "NoSuchBucket":
-                return StoreError(f"bucket {self.bucket!r} does not exist (endpoint {endpoint})")
-            if code in ("NoSuchKey", "NotFound", "404"):
-                return StoreError(f"not found in store: {where}")
-            if status == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                return StoreError(f"access denied (403 {code}) to {where}: check the S3 credentials and "
-                                  "the bucket's permissions")
-            message = exc.response.get("Error", {}).get("Message", "")
-            return StoreError(_one_line(f"S3 error {code or status} for {where}: {message}"))
-        return StoreError(_one_line(f"S3 error for {where}: {type(exc).__name__}: {exc}"))
-
-    @contextmanager
-    def _errors(self, key: str = ""):
-        from boto3.exceptions import Boto3Error
-        from botocore.exceptions import BotoCoreError, ClientError
-
+    def _publish(self, prefix: str, files: dict[str, Path], manifest_bytes: bytes) -> Committed:
+        dest = self._path(prefix)
+        sha = hashlib.sha256(manifest_bytes).hexdigest()
+        staged = dest.with_name(f"{TMP_TAG}{uuid.uuid4().hex}-{dest.name}")
         try:
-            yield
-        except (BotoCoreError, ClientError, Boto3Error) as exc:
-            raise self._translate(exc, self._where(key) if key else self.uri) from exc
+            with _os_errors("commit", self._where(prefix)):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                staged.mkdir()
+                for rel, src in files.items():
+                    target = staged / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src, target)
+                    _fsync(target)
+                (staged / MANIFEST).write_bytes(manifest_bytes)
+                (staged / MARKER).write_bytes(marker_bytes(None, sha))
+                for name in (MANIFEST, MARKER):
+                    _fsync(staged / name)
+                for _ in range(10):
+                    try:
+                        os.rename(staged, dest)
+                    except OSError as exc:
+                        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                            raise
+                    else:
+                        _fsync(dest.parent)
+                        return Committed(prefix, json.loads(manifest_bytes), sha)
+                    winner = self._resolve(prefix)
+                    if winner is not None:
+                        return winner  # another writer's rename came first
+                    self._clear_debris(prefix)
+                raise StoreError(f"cannot commit {self._where(prefix)}: its folder keeps reappearing "
+                                 "without a valid marker (another process is writing there)")
+        finally:
+            if staged.exists():
+                shutil.rmtree(staged, ignore_errors=True)
 
-    # raw key/value ----------------------------------------------------------------------------------
+    def _clear_debris(self, prefix: str) -> None:
+        """Clear what occupies `prefix` without being committed: files of an interrupted commit (deleted)
+        or a folder whose marker names no valid manifest (quarantined)."""
+        if (self._path(prefix) / MARKER).exists():
+            self.quarantine(prefix, f"its {MARKER} marker names no matching manifest")
+            return
+        # Safe against a writer whose rename lands meanwhile: rmtree empties the old folder through a file
+        # descriptor, and its final rmdir of the name fails on the (non-empty) committed folder.
+        shutil.rmtree(self._path(prefix), ignore_errors=True)
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        with self._errors(key):
-            self._client.put_object(Bucket=self.bucket, Key=self._key(_check_key(key)), Body=data)
-
-    def _put_marker(self, key: str, data: bytes) -> bool:
-        """Create the marker with IfNoneMatch="*" where the server supports it, else overwrite it."""
-        from botocore.exceptions import ClientError
-
-        if self._conditional_writes:
-            with self._errors(key):
-                try:
-                    self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
-                    return True
-                except ClientError as exc:
-                    code, status = self._code(exc)
-                    if status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
-                        return False
-                    if status not in (400, 501) and code not in ("NotImplemented", "InvalidArgument", "InvalidRequest"):
-                        raise
-                    log.debug("the S3 server refused IfNoneMatch (%s): writing markers unconditionally", code)
-                    self._conditional_writes = False
-        self.put_bytes(key, data)
+    def _move(self, prefix: str, dest: str) -> bool:
+        source, target = self._path(prefix), self._path(dest)
+        with _os_errors("quarantine", self._where(prefix)):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(source, target)
+            except FileNotFoundError:
+                return False
         return True
 
-    def _read(self, key: str) -> bytes | None:
-        from botocore.exceptions import ClientError
 
-        with self._errors(key):
-            try:
-                return self._client.get_object(Bucket=self.bucket, Key=self._key(_check_key(key)))["Body"].read()
-            except ClientError as exc:
-                if self._code(exc)[0] in ("NoSuchKey", "NotFound", "404"):
-                    return None
-                raise
-
-    def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        with self._errors(key):
-            try:
-                self._client.head_object(Bucket=self.bucket, Key=self._key(_check_key(key)))
-                return True
-            except ClientError as exc:
-                if self._code(exc)[1] == 404:
-                    return False
-                raise
-
-    def list(self, prefix: str) -> list[str]:
-        prefix = _norm_prefix(prefix)
-        folder = self._key(prefix) if prefix else self.prefix
-        s3_prefix = f"{folder}/" if folder else ""
-        root = f"{self.prefix}/" if self.prefix else ""
-        keys = []
-        with self._errors(prefix):
-            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=s3_prefix):
-                keys.extend(obj["Key"][len(root):] for obj in page.get("Contents", []))
-        return sorted(keys)
-
-    def _delete_keys(self, keys: list[str]) -> None:
-        from botocore.exceptions import ClientError
-
-        for start in range(0, len(keys), 1000):
-            batch = keys[start:start + 1000]
-            with self._errors(batch[0]):
-                try:
-                    response = self._client.delete_objects(
-                        Bucket=self.bucket, Delete={"Objects": [{"Key": self._key(k)} for k in batch], "Quiet": True})
-                except ClientError as exc:
-                    if self._code(exc)[0] not in ("NotImplemented", "MissingContentMD5", "InvalidRequest"):
-                        raise
-                    for key in batch:  # a server without a usable DeleteObjects
-                        self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
-                    continue
-            errors = response.get("Errors") or []
-            if errors:
-                first = errors[0]
-                raise StoreError(_one_line(f"cannot delete s3://{self.bucket}/{first.get('Key')}: "
-                                           f"{first.get('Code')} {first.get('Message', '')}"))
-
-    def upload_file(self, local_path, key: str) -> None:
-        with self._errors(key):
-            self._client.upload_file(str(local_path), self.bucket, self._key(_check_key(key)), Config=self._transfer)
-
-    def _download_raw(self, key: str, path: Path) -> None:
-        with self._errors(key):
-            self._client.download_file(self.bucket, self._key(_check_key(key)), str(path), Config=self._transfer)
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot fsync a directory
+        pass
+    finally:
+        os.close(fd)
 
 
 # --- URIs ------------------------------------------------------------------------------------------
+
+
+def __getattr__(name: str):
+    if name == "S3Store":  # defined beside this module; imported lazily so boto3 loads only when needed
+        from xfer.s3store import S3Store
+
+        return S3Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_store(uri: str) -> Store:
@@ -559,6 +645,8 @@ def open_store(uri: str) -> Store:
             raise XferError(f"store URI {uri!r}: missing the folder path")
         return LocalStore(rest)
     if scheme == "s3":
+        from xfer.s3store import S3Store
+
         bucket, _, prefix = rest.partition("/")
         if not bucket:
             raise XferError(f"store URI {uri!r}: missing the bucket name (use s3://bucket or s3://bucket/prefix)")
