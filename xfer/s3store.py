@@ -301,11 +301,12 @@ class S3Store(Store):
                 if problem is None:
                     raise self._translate(exc, where) from exc
                 elapsed = time.monotonic() - started
-                delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** tries))
-                if elapsed + delay > self.retry_seconds:
+                if elapsed >= self.retry_seconds:
                     raise StoreUnavailable(redact(_one_line(
                         f"{problem} (accessing {where}); gave up after {tries} tries in {elapsed:.1f} s "
                         f"($XFER_S3_RETRY_SECONDS={self.retry_seconds:g})"))) from exc
+                delay = min(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** tries)),
+                            self.retry_seconds - elapsed)
                 log.debug("retrying in %.2f s: %s (accessing %s)", delay, redact(problem), where)
                 time.sleep(delay)
 
