@@ -70,13 +70,14 @@ def cmd_run(args) -> int:
     store = open_store(_store_uri(args, config))
     runner = LocalRunner(plan, config, store, Path(args.work), report_dir, workers=args.workers)
     outcomes = runner.run()
-    failed = [o for o in outcomes if o.status in ("failed", "blocked")]
+    failed = [o for o in outcomes if o.status in ("failed", "blocked") and not o.elsewhere]
+    waiting = [o for o in outcomes if o.elsewhere]  # another runner holds them: a later run finishes them
     if (report_dir / "summary.json").is_file():
         _print_report(json.loads((report_dir / "summary.json").read_text()), report_dir)
     print(f"jobs: {summary_line(outcomes)}")
-    for outcome in failed:
+    for outcome in failed + waiting:
         print(f"  {outcome.status}: {outcome.job.label} ({outcome.job.id}): {outcome.reason}")
-    return EXIT_FAILED if failed else 0
+    return EXIT_FAILED if failed else TemporaryFailure.exit_code if waiting else 0
 
 
 def cmd_job_run(args) -> int:
@@ -87,8 +88,13 @@ def cmd_job_run(args) -> int:
     if job is None:
         raise XferError(f"job {args.job_id!r} is not in the plan of {args.config}")
     report_dir = Path(args.out) if args.out else None
-    outcome = run_job(job, _context(args, config, plan, report_dir))
+    from xfer.lease import if_running_mode
+
+    # a pod waits for a job another runner holds (never reports it done while it runs): $XFER_IF_RUNNING
+    outcome = run_job(job, _context(args, config, plan, report_dir), if_running=if_running_mode("wait"))
     print(f"{outcome.status}: {job.label} ({job.id})" + (f": {outcome.reason}" if outcome.reason else ""))
+    if outcome.elsewhere:
+        return TemporaryFailure.exit_code
     return EXIT_FAILED if outcome.status == "failed" else 0
 
 

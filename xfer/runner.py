@@ -3,6 +3,11 @@
 A job whose output is committed is skipped; a failed job is logged with its reason and its dependants are
 not run, but independent jobs go on and the aggregate always runs, listing what is missing. With
 `workers > 1` jobs run in separate processes, as many at once as their dependencies allow.
+
+Every job runs under its lease (xfer/lease.py): a job another live runner holds is reported "skipped:
+running elsewhere" (or waited for, with $XFER_IF_RUNNING=wait) and its dependants are not run this time. A
+job that finds one of its inputs corrupt (the store quarantines it) has that input's job recomputed first,
+then runs again, in the same run.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import logging
 import os
 import time
 import traceback
+from contextlib import nullcontext
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -21,12 +27,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from xfer.config import SweepConfig
 from xfer.context import JobContext
-from xfer import preemption
+from xfer import lease, preemption
 from xfer.errors import Preempted, TemporaryFailure, XferError
 from xfer.plan import Job, Plan
-from xfer.store import Store, open_store
+from xfer.store import CorruptOutput, Store, open_store
 
 ALWAYS_RUN = ("aggregate",)
+ELSEWHERE = "running elsewhere"
+log = logging.getLogger("xfer")
 
 
 @dataclass
@@ -36,23 +44,62 @@ class Outcome:
     seconds: float = 0.0
     reason: str = ""
 
+    @property
+    def elsewhere(self) -> bool:
+        """Skipped because another runner holds it, or blocked by such a job: to be finished by a later run."""
+        return (self.status == "skipped" and self.reason.startswith(ELSEWHERE)) or \
+            (self.status == "blocked" and self.reason.endswith(f"which is {ELSEWHERE}"))
+
 
 def is_done(job: Job, store: Store) -> bool:
     return job.kind not in ALWAYS_RUN and store.is_committed(job.output)
 
 
-def run_job(job: Job, ctx: JobContext) -> Outcome:
-    """Run one job unless its output is committed; failures become an Outcome, never an exception
-    (but a temporary failure - a preemption, an unavailable store - is re-raised, so the caller can stop and
-    exit 75 for a retry). SIGTERM during the job ends it as `xfer.preemption` says."""
-    if is_done(job, ctx.store):
-        return Outcome(job, "skipped", 0.0, "already committed")
+def _run_repairing(job: Job, ctx: JobContext) -> None:
+    """jobs.run, recomputing first the job of any input that turns out corrupt (each at most once)."""
     import jobs
 
+    producers = {other.output: other for other in ctx.plan.jobs}
+    recomputed: set[str] = set()
+    while True:
+        try:
+            return jobs.run(job, ctx)
+        except CorruptOutput as exc:
+            producer = producers.get(exc.prefix)
+            if producer is None or producer.id == job.id or producer.id in recomputed:
+                raise
+            recomputed.add(producer.id)
+            log.warning("%s: its input %s was corrupt (quarantined): recomputing %s (%s), then this job",
+                        job.label, exc.prefix, producer.label, producer.id)
+            outcome = run_job(producer, ctx, if_running="wait")
+            if outcome.status not in ("done", "skipped") or not ctx.store.is_committed(producer.output):
+                raise XferError(f"needs {producer.label} ({producer.id}), whose output was corrupt and could "
+                                f"not be recomputed: {outcome.reason}") from None
+
+
+def run_job(job: Job, ctx: JobContext, *, if_running: str | None = None, on_start=None) -> Outcome:
+    """Run one job unless its output is committed; failures become an Outcome, never an exception
+    (but a temporary failure - a preemption, an unavailable store - is re-raised, so the caller can stop and
+    exit 75 for a retry). SIGTERM during the job ends it as `xfer.preemption` says.
+
+    The job runs under its lease: when another live runner holds it, `if_running` ("skip", the default
+    unless $XFER_IF_RUNNING says otherwise, or "wait") decides; a skipped job's Outcome says "running
+    elsewhere". `on_start()` is called once the job is about to run here."""
+    if is_done(job, ctx.store):
+        return Outcome(job, "skipped", 0.0, "already committed")
+    mode = if_running or lease.if_running_mode("skip")
     start = time.perf_counter()
     try:
         with preemption.handling_sigterm():
-            jobs.run(job, ctx)
+            held = nullcontext() if job.kind in ALWAYS_RUN else lease.hold(ctx.store, job.id, wait=mode == "wait")
+            with held:
+                if is_done(job, ctx.store):  # finished by the runner that held it while we waited
+                    return Outcome(job, "skipped", 0.0, "already committed")
+                if on_start is not None:
+                    on_start()
+                _run_repairing(job, ctx)
+    except lease.RunningElsewhere as exc:
+        return Outcome(job, "skipped", 0.0, str(exc))
     except TemporaryFailure:
         raise
     except XferError as exc:
@@ -92,7 +139,7 @@ class LocalRunner:
         line = f"[{n:>3}/{len(self.plan.jobs)}] [{colour}]{outcome.status:<8}[/] {outcome.job.label}  " \
                f"[dim]({outcome.job.id}"
         line += f", {outcome.seconds:.1f} s)[/]" if outcome.status == "done" else ")[/]"
-        if outcome.reason and outcome.status != "skipped":
+        if outcome.reason and (outcome.status != "skipped" or outcome.elsewhere):
             line += f"  {outcome.reason}"
         self.console.print(line, highlight=False)
 
@@ -100,6 +147,8 @@ class LocalRunner:
         if job.kind in ALWAYS_RUN:
             return None
         for dep in job.deps:
+            if self.outcomes[dep].elsewhere:
+                return f"not run: needs {self.plan.by_id[dep].label} ({dep}), which is {ELSEWHERE}"
             if self.outcomes[dep].status in ("failed", "blocked"):
                 return f"not run: needs {self.plan.by_id[dep].label} ({dep}), which {self.outcomes[dep].status}"
         return None
@@ -126,11 +175,12 @@ class LocalRunner:
                     if reason:
                         finish(Outcome(job, "blocked", reason=reason))
                         continue
-                    if not is_done(job, self.store):
+                    def started(job=job) -> None:
                         progress.update(steps, description=f"  {job.label}", completed=0, total=None)
                         self.console.print(f"          [bold]started[/] {job.label}  [dim]({job.id})[/]",
                                            highlight=False)
-                    finish(run_job(job, ctx))
+
+                    finish(run_job(job, ctx, on_start=started))
             else:
                 self._run_parallel(finish)
         return [self.outcomes[job.id] for job in self.plan.jobs]
@@ -170,4 +220,6 @@ class LocalRunner:
 
 def summary_line(outcomes: list[Outcome]) -> str:
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "blocked")}
-    return ", ".join(f"{n} {s}" for s, n in counts.items())
+    line = ", ".join(f"{n} {s}" for s, n in counts.items())
+    elsewhere = sum(o.status == "skipped" and o.elsewhere for o in outcomes)
+    return line + (f" ({elsewhere} {ELSEWHERE}: run again to finish them)" if elsewhere else "")

@@ -187,6 +187,7 @@ class Store(ABC):
 
     uri: str
     marker_grace_seconds: float = 0.0  # how young a marker naming no manifest may be before it is broken
+    settle_seconds: float = 0.05  # longer than any write takes to become visible to every reader (leases)
 
     # raw key/value ----------------------------------------------------------------------------------
 
