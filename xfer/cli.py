@@ -1,5 +1,5 @@
-"""The `xfer` command line: plan, run, job run, aggregate, config push, xtreme-score, xtreme-labels (and the
-cluster commands).
+"""The `xfer` command line: plan, run, job run, aggregate, config push, xtreme-score, xtreme-labels, gc (and
+the cluster commands).
 
 User mistakes print one line, `xfer: error: ...`, and exit 2; a job preempted by SIGTERM exits 75 after
 committing a checkpoint; a run with failed jobs exits 1 after the aggregate has reported what is missing.
@@ -196,9 +196,10 @@ def parser() -> argparse.ArgumentParser:
         cluster = None
     if cluster is not None:
         cluster.add_commands(sub)
-    from xfer import xtreme
+    from xfer import gc, xtreme
 
     xtreme.add_commands(sub)
+    gc.add_commands(sub)
     return top
 
 
