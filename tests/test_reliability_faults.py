@@ -8,8 +8,6 @@ import errno
 import hashlib
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -183,7 +181,7 @@ def test_an_endpoint_that_never_answers_fails_within_the_configured_timeouts(sil
     assert time.monotonic() - started < 2 + 2 * 1 + 3  # budget + one attempt's botocore tries + slack
 
 
-def test_credentials_in_the_endpoint_url_never_appear(silent_server, monkeypatch, tmp_path):
+def test_credentials_in_the_endpoint_url_never_appear(silent_server, monkeypatch, tmp_path, capsys):
     port = silent_server.rsplit(":", 1)[1]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -204,21 +202,20 @@ def test_credentials_in_the_endpoint_url_never_appear(silent_server, monkeypatch
         open_store("s3://bucket")
     assert "hunter2secret" not in str(err.value) and "not an endpoint URL" in str(err.value)
     # through the CLI: one line on stderr, exit 75, no secret
-    config = tmp_path / "c.yaml"
-    config.write_text((ROOT / "configs" / "demo.yaml").read_text())
-    env = {**os.environ, "XFER_S3_ENDPOINT_URL": f"http://admin:hunter2secret@127.0.0.1:{closed_port}",
-           "XFER_S3_RETRY_SECONDS": "0.5", "PYTHONPATH": str(ROOT)}
-    plan = subprocess.run([sys.executable, "-m", "xfer.cli", "plan", str(config)], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, check=True)
-    import json
+    from xfer import cli
+    from xfer.config import load as load_config
+    from xfer.plan import build_plan
 
-    job_id = json.loads(plan.stdout)["jobs"][0]["id"]
-    result = subprocess.run([sys.executable, "-m", "xfer.cli", "job", "run", job_id, "--config", str(config),
-                             "--store", "s3://bucket/x", "--work", str(tmp_path / "w")],
-                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert result.returncode == 75, result.stderr
-    assert "hunter2secret" not in result.stderr + result.stdout
-    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    config = ROOT / "configs" / "demo.yaml"
+    job_id = build_plan(load_config(str(config))[0]).jobs[0].id
+    monkeypatch.setenv("XFER_S3_ENDPOINT_URL", f"http://admin:hunter2secret@127.0.0.1:{closed_port}")
+    capsys.readouterr()
+    code = cli.main(["job", "run", job_id, "--config", str(config), "--store", "s3://bucket/x",
+                     "--work", str(tmp_path / "w")])
+    out = capsys.readouterr()
+    assert code == 75, out.err
+    assert "hunter2secret" not in out.err + out.out
+    (line,) = [line for line in out.err.splitlines() if line.strip()]
     assert line.startswith("xfer: temporary failure, run again later: cannot reach S3 endpoint URL: http://***@")
 
 

@@ -31,6 +31,12 @@ def store(request, tmp_path, monkeypatch):
     return open_store(f"s3://{server.bucket}/l-{uuid.uuid4().hex[:10]}")
 
 
+@pytest.fixture
+def local(tmp_path):
+    """The local store only: what the store's clock and writes do is the same on S3 (the tests above)."""
+    return open_store(str(tmp_path / "store"))
+
+
 def test_a_held_lease_refuses_a_second_owner_and_is_released(store):
     with lease.hold(store, "job1", "runner-a", ttl=30) as held:
         found, age = lease.read(store, "job1")
@@ -46,7 +52,8 @@ def test_a_held_lease_refuses_a_second_owner_and_is_released(store):
         pass
 
 
-def test_wait_mode_waits_for_the_holder_to_finish(store):
+def test_wait_mode_waits_for_the_holder_to_finish(local):
+    store = local
     released = threading.Event()
 
     def holder():
@@ -88,7 +95,8 @@ def test_a_stale_lease_is_taken_over(store):
         assert lease.read(store, "job")[0]["token"] == held.token
 
 
-def test_a_holder_notices_when_another_runner_took_over(store):
+def test_a_holder_notices_when_another_runner_took_over(local):
+    store = local
     with lease.hold(store, "job", "runner-a", ttl=0.8) as held:
         store.put_bytes("leases/job.json", json.dumps({"owner": "runner-b", "token": "b" * 32,
                                                        "ttl_seconds": 30}).encode())
@@ -100,30 +108,39 @@ HOLDER = """
 import sys, time
 from xfer import lease
 from xfer.store import open_store
-with lease.hold(open_store(sys.argv[1]), "job", "process-a", ttl=1.0):
+with lease.hold(open_store(sys.argv[1]), "job", "process-a", ttl=float(sys.argv[2])):
     print("held", flush=True)
     time.sleep(600)
 """
 
 
-def test_a_killed_runner_s_lease_expires_and_is_taken_over(tmp_path):
-    """A real process holds the lease and is SIGKILLed: another owner waits, then takes over."""
+@pytest.mark.parametrize("same_machine", [True, False], ids=["same-machine", "other-machine"])
+def test_a_killed_runner_s_lease_is_taken_over(tmp_path, same_machine):
+    """A real process holds the lease and is SIGKILLed. On the same machine its lease is taken over at once
+    (its process is gone); a lease from another machine must first expire (ttl)."""
     uri = f"file://{tmp_path / 'store'}"
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, uri], stdout=subprocess.PIPE, text=True,
+    ttl = 30.0 if same_machine else 1.0
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, uri, str(ttl)], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         assert proc.stdout.readline().strip() == "held"
         store = open_store(uri)
-        time.sleep(1.2)  # past one ttl: alive, its heartbeat renews it
+        time.sleep(1.2)  # alive (past one ttl of the short lease: its heartbeat renews it)
         with pytest.raises(lease.RunningElsewhere, match="process-a"):
             with lease.hold(store, "job", "process-b"):
                 pass
+        if not same_machine:  # as if written elsewhere
+            found = json.loads(store.get_bytes("leases/job.json"))
+            found["process"]["host"] = "another-host"
+            proc.send_signal(signal.SIGSTOP)  # no more renewals, and none overwrites this one
+            store.put_bytes("leases/job.json", json.dumps(found).encode())
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         started = time.monotonic()
         with lease.hold(store, "job", "process-b", wait=True, poll=0.1) as held:
             assert held.owner == "process-b"
-        assert time.monotonic() - started < 3
+        waited = time.monotonic() - started
+        assert waited < 0.5 if same_machine else 0.5 < waited < 3
     finally:
         proc.kill()
         proc.wait()

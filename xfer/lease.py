@@ -2,11 +2,13 @@
 `xfer run` on the same store, a retried pod while the first one lives) skips or waits for that job instead
 of training it again.
 
-A lease is the object `leases/<job id>.json` = {"owner", "token", "ttl_seconds", "renewals"}. It is live
-while the store says it was written less than `ttl_seconds` ago - by the store's own clock (a file's mtime,
-S3's LastModified against the server's Date header), so no two machines' clocks are compared. Its holder
-rewrites it every ttl/4 seconds from a heartbeat thread; a runner that dies stops renewing, and once its
-lease is older than the ttl the next runner takes the job over.
+A lease is the object `leases/<job id>.json` = {"owner", "token", "ttl_seconds", "renewals", "process"}. It
+is live while the store says it was written less than `ttl_seconds` ago - by the store's own clock (a file's
+mtime, S3's LastModified against the server's Date header), so no two machines' clocks are compared. Its
+holder rewrites it every ttl/4 seconds from a heartbeat thread; a runner that dies stops renewing, and once
+its lease is older than the ttl the next runner takes the job over. A lease whose holder ran on this very
+machine (same host, boot and PID namespace: "process") in a process that no longer exists is taken over at
+once: `kill -9` and run again resumes at once.
 
     with lease.hold(store, job.id, wait=False) as held:   # RunningElsewhere if another live owner holds it
         ...                                                # held.lost is set if another runner took over
@@ -100,7 +102,40 @@ class Lease:
 
     def body(self) -> bytes:
         return json.dumps({"owner": self.owner, "token": self.token, "ttl_seconds": self.ttl,
-                           "renewals": self.renewals}, sort_keys=True).encode()
+                           "renewals": self.renewals, "process": this_process()}, sort_keys=True).encode()
+
+
+def this_process() -> dict:
+    """What identifies this process on this machine: host name, boot id, PID namespace and PID."""
+    def text(path: str) -> str | None:
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = None
+    return {"host": socket.gethostname(), "boot": text("/proc/sys/kernel/random/boot_id"), "pid_ns": namespace,
+            "pid": os.getpid()}
+
+
+def holder_is_gone(lease: dict) -> bool:
+    """True when the lease was written by a process of this machine that has exited."""
+    process, here = lease.get("process"), this_process()
+    if not isinstance(process, dict) or not isinstance(process.get("pid"), int) or here["boot"] is None:
+        return False
+    if any(process.get(k) != here[k] for k in ("host", "boot", "pid_ns")):
+        return False
+    try:
+        os.kill(process["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (perhaps another user's)
+        return False
+    return False
 
 
 def read(store: Store, job_id: str) -> tuple[dict, float] | None:
@@ -120,7 +155,7 @@ def read(store: Store, job_id: str) -> tuple[dict, float] | None:
 
 def is_live(lease: dict, age: float) -> bool:
     ttl = lease.get("ttl_seconds")
-    return age < (ttl if isinstance(ttl, (int, float)) and ttl > 0 else DEFAULT_TTL)
+    return age < (ttl if isinstance(ttl, (int, float)) and ttl > 0 else DEFAULT_TTL) and not holder_is_gone(lease)
 
 
 def _acquire(store: Store, job_id: str, owner: str, ttl: float, wait: bool, poll: float) -> Lease:

@@ -76,7 +76,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from xfer.errors import StoreError, XferError
+from xfer.errors import StoreError, TemporaryFailure, XferError
 from xfer.store import (ATTEMPTS, CANDIDATES, MARKER, MANIFEST, MiB, Committed, Store, StoreUnavailable, _check_key,
                         _norm_prefix, _one_line, _sha256_file, marker_bytes)
 
@@ -294,7 +294,7 @@ class S3Store(Store):
             tries += 1
             try:
                 return operation()
-            except (StoreError, XferError):
+            except (XferError, TemporaryFailure):  # ours (a StoreError, a preemption): as they are
                 raise
             except Exception as exc:  # noqa: BLE001 - classified right below
                 problem = self._transient(exc)
