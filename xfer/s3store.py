@@ -8,7 +8,7 @@ digits), then publishes the marker `<prefix>/_COMPLETE` = `{"attempt": A, "manif
 follow the marker, so files of two attempts never mix, whoever writes last. Only the marker needs one winner:
 
 - Where the server honours `If-None-Match: *` on PUT (AWS S3 since 2024, MinIO), the marker is created
-  conditionally and the server picks the winner. Whether it does is probed once per bucket and process (a
+  conditionally and the server picks the winner. Whether it does is probed once per store and process (a
   probe object written twice with If-None-Match: the second write must be refused), because some servers
   accept the header and ignore it: rclone's S3 server creates the object twice.
 - Elsewhere, a *candidate protocol* that needs only per-object atomic PUTs, consistent listings and a
