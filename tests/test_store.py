@@ -362,6 +362,8 @@ def test_open_store_s3_uris():
     ("s3://", "store URI 's3://': missing the bucket name"),
     ("s3://bucket/a/../b", "store URI 's3://bucket/a/../b': invalid store prefix"),
     ("", "store URI is empty"),
+    ("s3:/bucket/x", "store URI 's3:/bucket/x': malformed (use s3://bucket[/prefix], file://path or a plain path)"),
+    ("file:relative", "store URI 'file:relative': malformed"),
 ])
 def test_open_store_rejects_bad_uris(uri, message):
     with pytest.raises(XferError) as err:

@@ -639,6 +639,9 @@ def open_store(uri: str) -> Store:
     if not uri or not uri.strip():
         raise XferError("store URI is empty (use a folder path, file:// or s3://)")
     if "://" not in uri:
+        scheme, colon, _ = uri.partition(":")
+        if colon and scheme.lower() in ("s3", "s3a", "file", "gs", "http", "https"):  # s3:/bucket, file:x
+            raise XferError(f"store URI {uri!r}: malformed (use s3://bucket[/prefix], file://path or a plain path)")
         return LocalStore(uri)
     scheme, _, rest = uri.partition("://")
     if scheme == "file":
