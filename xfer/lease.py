@@ -162,7 +162,6 @@ def _acquire(store: Store, job_id: str, owner: str, ttl: float, wait: bool, poll
     mine = Lease(store, job_id, owner, uuid.uuid4().hex, ttl)
     settle = store.settle_seconds
     while True:
-        started = time.monotonic()
         current = read(store, job_id)
         if current is not None and current[0]["token"] != mine.token and is_live(*current):
             holder = str(current[0].get("owner", "?"))
@@ -172,9 +171,7 @@ def _acquire(store: Store, job_id: str, owner: str, ttl: float, wait: bool, poll
             time.sleep(poll)
             continue
         store.put_bytes(mine.key, mine.body())
-        if time.monotonic() - started > settle / 2:  # too slow to be sure another taker saw it: look again
-            continue
-        time.sleep(settle)
+        time.sleep(settle)  # a taker that read before our write lands after it, and wins: we look again
         current = read(store, job_id)
         if current is not None and current[0]["token"] == mine.token:
             log.debug("%s: lease taken by %s", job_id, owner)
