@@ -38,8 +38,24 @@ def _context(args, config, plan, report_dir=None, on_progress=None):
     return JobContext(config, plan, open_store(_store_uri(args, config)), Path(args.work), report_dir, on_progress)
 
 
+def _print_cost(args, config, plan) -> None:
+    """`xfer plan --cost`: what the sweep will compute (xfer/cost.py), as a table (and JSON with --cost-json)."""
+    from rich.console import Console
+
+    from xfer import cost
+
+    lines, meta = cost.estimate(config, plan)
+    Console(width=200).print(cost.table(lines, meta, args.mfu, args.peak_tflops,
+                                        f"what sweep '{config.name}' will compute ({len(plan.jobs)} jobs)"))
+    if args.cost_json:
+        Path(args.cost_json).write_text(json.dumps(cost.as_json(lines, meta, args.mfu, args.peak_tflops), indent=1))
+
+
 def cmd_plan(args) -> int:
-    _, plan = _load(args)
+    config, plan = _load(args)
+    if args.cost:
+        _print_cost(args, config, plan)
+        return 0
     if args.stages_out:
         from xfer.plan import STAGES
 
@@ -155,6 +171,11 @@ def parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("plan", help="print the jobs of a sweep as JSON"))
     p.add_argument("--stages-out", metavar="DIR", help="also write DIR/<stage>.json id lists (for Argo)")
+    p.add_argument("--cost", action="store_true", help="print what the sweep will compute, not the plan")
+    p.add_argument("--mfu", type=float, default=0.25, help="--cost: model FLOPs utilisation assumed (0.25)")
+    p.add_argument("--peak-tflops", type=float, default=989.0,
+                   help="--cost: the GPU's peak dense bf16 TFLOP/s (989: H100/H200 SXM)")
+    p.add_argument("--cost-json", metavar="FILE", help="--cost: also write the estimate as JSON")
     p.set_defaults(func=cmd_plan)
 
     p = with_config(sub.add_parser("run", help="run a whole sweep on this machine"))

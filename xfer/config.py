@@ -197,6 +197,7 @@ class SweepConfig(Strict):
     retrieval_layer: int = Field(14, ge=0)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     selection: Selection = Selection()
+    target_checkpoint_every: int = Field(1000, gt=0, description="target jobs: optimizer steps between checkpoints")
 
     _target_hparams = field_validator("target_hparams")(classmethod(lambda cls, v: _check_hparam_overrides(v)))
 

@@ -190,7 +190,8 @@ def _target_params(cfg: SweepConfig, data: DataSource, group: tuple[str, ...]) -
         task, langs = tasks.get(name), cfg.languages(name)
         per_task[name] = {"languages": list(langs),
                           "data": {"test": {lang: data.fingerprint(task, task.test, lang) for lang in langs},
-                                   "lang_dev": _lang_dev_fingerprints(data, task, langs)}}
+                                   # read only by the oracle pass (`selection.oracle`)
+                          "lang_dev": _lang_dev_fingerprints(data, task, langs) if cfg.selection.oracle else {}}}
     return {"tasks": per_task, "hparams": cfg.target_hparams_for(lead.name).model_dump(),
             "selection": cfg.selection.model_dump(),
             "data": _train_dev(data, lead)}
