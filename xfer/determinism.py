@@ -11,7 +11,7 @@ On CUDA, cuBLAS and cuDNN pick algorithms that reduce in a run-dependent order u
 `torch.use_deterministic_algorithms(True)` with `CUBLAS_WORKSPACE_CONFIG=:4096:8` (set before cuBLAS starts),
 cuDNN's deterministic mode and no benchmarking. `XFER_DETERMINISTIC`: `warn` (default: an op without a
 deterministic CUDA implementation warns and runs anyway), `strict` (such an op is an error), `off`. The cost
-is speed: a few percent for these encoders, more for ops forced onto slower kernels. TF32 is fixed to torch's
+is speed where deterministic kernels replace atomics-based ones (not measured on a GPU here). TF32 is fixed to torch's
 defaults (matmuls in full fp32, cuDNN convolutions in TF32), so code that flips it cannot change results.
 
 Every job also starts from the same global RNG state (`random`, numpy, torch seeded with 0), so code that draws

@@ -435,23 +435,30 @@ def run_checks(cfg, store_uri: str, work: Path) -> list[Check]:
     except XferError as exc:
         return checks + [Check("data", f"data: {cfg.data}", "fail", str(exc))]
     samples: dict[str, list[str]] = {}
-    seen: dict[tuple, Check] = {}
+    seen: dict[tuple, Check | None] = {}
+    unchecked: dict[tuple[str, str], int] = {}
     for read in reads(cfg):
         key = (read.split.dataset, read.split.config_for(read.task.code(read.lang), read.lang), read.split.split,
                tuple(read.split.where.items()), tuple(read.split.prefix.items()), read.lang,
                data.revision(read.split))
         if key in seen:  # the same rows read by another task (XNLI trains on MNLI): checked once
             continue
-        hub_split = cfg.data == "hub" and read.split.dataset != tasks.USER_FILES
-        if not hub_split or (read.split.dataset, read.split.revision or revisions.MAIN) in pins:
-            check, rows = check_data(data, read)
-        else:
-            check, rows = Check("data", read.name, "fail", "its revision did not resolve (see above)"), None
+        ref = (read.split.dataset, read.split.revision or revisions.MAIN)
+        if cfg.data == "hub" and read.split.dataset != tasks.USER_FILES and ref not in pins:
+            unchecked[ref] = unchecked.get(ref, 0) + 1  # its revision check failed: said once, there
+            seen[key] = None
+            continue
+        check, rows = check_data(data, read)
         seen[key] = check
         checks.append(check)
         if rows is not None and read.role in ("test", "train"):
             samples.setdefault(read.lang, [])
             samples[read.lang] = (samples[read.lang] + _texts(read, rows))[:SAMPLES]
+
+    for check in checks:
+        if check.area == "revision" and check.status == "fail":
+            repo, _, ref = check.subject.removeprefix("dataset ").partition("@")
+            check.detail += f" ({unchecked.get((repo, ref), 0)} splits not checked)"
 
     plan = store = None
     try:
