@@ -28,7 +28,22 @@ def _load(args):
     from xfer.plan import build_plan
 
     config, sha = configs.load(args.config)
-    return config, build_plan(config, sha)
+    return config, build_plan(config, sha, _reuse(args, config))
+
+
+def _reuse(args, config):
+    """`--reuse-outputs-of OLD_PLAN.json`: the committed jobs of an earlier plan, taken over on purpose where
+    only the code differs (docs/provenance.md)."""
+    old = getattr(args, "reuse_outputs_of", None)
+    if not old:
+        return None
+    from xfer.plan import read_plan_file, reusable_outputs
+    from xfer.store import open_store
+
+    table = reusable_outputs(read_plan_file(old), open_store(_store_uri(args, config)).is_committed)
+    logging.getLogger("xfer").info("reusing the committed outputs of %d jobs of %s where only the code differs",
+                                   len(table), old)
+    return table
 
 
 def _context(args, config, plan, report_dir=None, on_progress=None):
@@ -176,11 +191,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--peak-tflops", type=float, default=989.0,
                    help="--cost: the GPU's peak dense bf16 TFLOP/s (989: H100/H200 SXM)")
     p.add_argument("--cost-json", metavar="FILE", help="--cost: also write the estimate as JSON")
+    p.add_argument("--reuse-outputs-of", metavar="OLD_PLAN.json",
+                   help="take over the committed outputs of this earlier plan's jobs whose inputs are equal, "
+                        "whatever code computed them (docs/provenance.md)")
     p.set_defaults(func=cmd_plan)
 
     p = with_config(sub.add_parser("run", help="run a whole sweep on this machine"))
     p.add_argument("--workers", type=int, default=int(os.environ.get("XFER_WORKERS", 1)))
     p.add_argument("--out", help="report folder (default reports/<name>)")
+    p.add_argument("--reuse-outputs-of", metavar="OLD_PLAN.json",
+                   help="take over the committed outputs of this earlier plan's jobs whose inputs are equal, "
+                        "whatever code computed them (docs/provenance.md)")
     p.set_defaults(func=cmd_run)
 
     job = sub.add_parser("job", help="run one job of a plan").add_subparsers(dest="job_command", required=True)
@@ -188,6 +209,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("job_id")
     p.add_argument("--config", required=True, help="sweep config: a YAML path or a store URI")
     p.add_argument("--out", help="aggregate only: local report folder")
+    p.add_argument("--reuse-outputs-of", metavar="OLD_PLAN.json",
+                   help="take over the committed outputs of this earlier plan's jobs whose inputs are equal, "
+                        "whatever code computed them (docs/provenance.md)")
     p.set_defaults(func=cmd_job_run)
 
     p = with_config(sub.add_parser("aggregate", help="write the report from the results in the store"),
@@ -211,9 +235,10 @@ def parser() -> argparse.ArgumentParser:
         cluster = None
     if cluster is not None:
         cluster.add_commands(sub)
-    from xfer import xtreme
+    from xfer import preflight, xtreme
 
     xtreme.add_commands(sub)
+    preflight.add_commands(sub)
     return top
 
 

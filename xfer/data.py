@@ -3,6 +3,9 @@
 A local mirror holds `<dataset id>/<config>/<split>.jsonl` (or `.parquet`) in the Hub's own schema; the
 bundled fixtures are such a mirror. Both go through `datasets.load_dataset` and the same column mapping,
 so the demo exercises the very code that reads the Hub.
+
+From the Hub, a split is read at the commit the plan resolved its ref to (`revisions`, {(dataset, ref): sha};
+xfer/revisions.py), and that commit is part of its fingerprint; without one (outside a plan) at its ref.
 """
 
 from __future__ import annotations
@@ -23,15 +26,25 @@ class DataSource:
     """`spec` is "hub", "bundled" (the fixtures shipped with xfer), or a folder mirroring the Hub layout.
     `files` maps a task with user-supplied data (CCG) to its folder (xfer/userfiles.py)."""
 
-    def __init__(self, spec: str, files: Mapping[str, str] | None = None):
+    def __init__(self, spec: str, files: Mapping[str, str] | None = None,
+                 revisions: Mapping[tuple[str, str], str] | None = None):
         self.spec = spec
         self.files = dict(files or {})
+        self.revisions = dict(revisions or {})
         if spec == "hub":
             self.root = None
         else:
             self.root = BUNDLED if spec == "bundled" else Path(spec).expanduser()
             if not self.root.is_dir():
                 raise XferError(f"data folder not found: {self.root} (config field 'data')")
+
+    def pin(self, revisions: Mapping[tuple[str, str], str]) -> None:
+        """Read Hub splits at these commits ({(dataset, ref): sha}, a plan's `dataset_revisions()`)."""
+        self.revisions = dict(revisions)
+
+    def revision(self, split: Split) -> str | None:
+        """The revision a Hub split is read at: its pinned commit, else its declared ref (None: main)."""
+        return self.revisions.get((split.dataset, split.revision or "main"), split.revision)
 
     def _file(self, split: Split, config: str) -> Path:
         assert self.root is not None
@@ -51,7 +64,7 @@ class DataSource:
         config = split.config_for(task.code(lang), lang)
         if self.root is None:
             try:
-                ds = datasets.load_dataset(split.dataset, config, split=split.split, revision=split.revision)
+                ds = datasets.load_dataset(split.dataset, config, split=split.split, revision=self.revision(split))
             except Exception as exc:  # the Hub client raises many types; name the dataset, keep one line
                 raise XferError(f"cannot load {split.dataset} {config} {split.split} from the Hub: "
                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
@@ -83,7 +96,7 @@ class DataSource:
         where = ",".join([f"{k}={v.format(lang=lang, code=task.code(lang))}" for k, v in split.where.items()] +
                          [f"{k}^={v.format(lang=lang, code=task.code(lang))}" for k, v in split.prefix.items()])
         if self.root is None:
-            return f"hub:{split.dataset}:{config}:{split.split}@{split.revision or 'main'}[{where}]"
+            return f"hub:{split.dataset}:{config}:{split.split}@{self.revision(split) or 'main'}[{where}]"
         return f"sha256:{_sha256(self._file(split, config))}[{where}]"
 
     def user_file(self, task: Task, split: Split) -> Path:
