@@ -9,7 +9,7 @@ import shutil
 from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
 from xfer import model as models
-from xfer import tiny, tokens
+from xfer import determinism, tiny, tokens
 from xfer.config import Hparams, TinyModel
 from xfer.data import BUNDLED
 from xfer.train import train
@@ -38,4 +38,4 @@ def run(job, ctx) -> None:
     models.save(net.cpu(), tokenizer, out)
     (out / "xfer.json").write_text(json.dumps({"job": job.id, "vocab_size": len(tokenizer), "mlm_loss": loss,
                                                "tokens": counts.as_dict()}))
-    ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind})
+    ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind, "environment": determinism.environment()})

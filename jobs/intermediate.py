@@ -20,7 +20,7 @@ import json
 import shutil
 from dataclasses import replace
 
-from xfer import formats, multitask, preemption, tasks, tokens
+from xfer import determinism, formats, multitask, preemption, tasks, tokens
 from xfer import model as models
 from xfer.checkpoint import Checkpoints
 from xfer.config import Hparams
@@ -82,9 +82,14 @@ def run(job, ctx) -> None:
     def commit_checkpoint(step, model, opt, recent_losses) -> None:
         checkpoints.commit(step, model, opt, {"recent_losses": recent_losses, "tokens": counts.as_dict()})
 
-    features = {name: [f for split, rows in loaded
-                       for f in formats.get(task.format).train_features(task, split, rows, tokenizer, hp)]
-                for name, (task, loaded) in members.items()}
+    features, notes = {}, {}
+    for name, (task, loaded) in members.items():
+        features[name] = []
+        for split, rows in loaded:
+            made = formats.get(task.format).train_features(task, split, rows, tokenizer, hp)
+            features[name] += made
+            if getattr(made, "notes", None):
+                notes.setdefault(name, {})[split.split] = made.notes
     budget = p["budget"]
     if mixture:
         data = TaskMixture(features, {name: formats.get(task.format).collate(tokenizer)
@@ -121,9 +126,11 @@ def run(job, ctx) -> None:
     if labels:
         info["labels"] = labels
     info["tokens"] = counts.as_dict()
+    if notes:
+        info["training_data"] = notes  # e.g. QA answers repaired or dropped
     out = work / "output"
     models.save(net.cpu(), tokenizer, out)
     (out / "xfer.json").write_text(json.dumps(info, indent=1))
-    ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind})
+    ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind, "environment": determinism.environment()})
     checkpoints.clear()
     shutil.rmtree(work, ignore_errors=True)

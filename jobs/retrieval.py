@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from xfer import formats, tasks, tokens
+from xfer import determinism, formats, tasks, tokens
 from xfer import model as models
 from xfer.config import Hparams
 
@@ -43,5 +43,5 @@ def run(job, ctx) -> None:
     if thresholds:
         results["thresholds"] = thresholds
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind})
+    ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind, "environment": determinism.environment()})
     shutil.rmtree(out, ignore_errors=True)

@@ -21,7 +21,8 @@ the final test pass), the model, optimizer, recent losses, evaluation history an
 committed as a checkpoint (`xfer.checkpoint`); a retry resumes from it to the same results.json as an
 uninterrupted run (an evaluation that SIGTERM interrupted is redone).
 
-Commits `results.json`: `steps`, `train_loss`, `tokens` and, under `tasks` {task: ...}, for each task
+Commits `results.json`: `steps`, `train_loss`, `tokens`, `training_data` (what preparing the training
+features found: QA answers repaired or dropped) and, under `tasks` {task: ...}, for each task
 - `metrics` {lang: {metric: percent}}: test scores at the default point, and `dev`, its English dev scores;
 - `oracle` {lang: {metric: percent}}: test scores at each language's best dev point (empty without the
   oracle pass);
@@ -34,15 +35,17 @@ and each task's test predictions at the default point in XTREME's submission lay
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
-from xfer import formats, preemption, selection, tasks, tokens
+from xfer import determinism, formats, preemption, selection, tasks, tokens
 from xfer import model as models
 from xfer.checkpoint import Checkpoints, Snapshots
 from xfer.config import Hparams, Selection
-from xfer.context import log
 from xfer.errors import Preempted, XferError
 from xfer.train import steps_for_epochs, steps_per_epoch, train
+
+log = logging.getLogger("xfer")
 
 
 def _same_as_english_dev(p: dict, task, lang: str) -> bool:
@@ -230,7 +233,7 @@ def run(job, ctx) -> None:
             fmt.write_predictions(kept[task.name][lang], predictions / f"test-{lang}.tsv")  # QA writes .json
     (out / "results.json").write_text(json.dumps({
         "job": job.id, "seed": p["seed"], "steps": steps, "train_loss": result["loss"],
-        "tokens": counts.as_dict(), "tasks": per_task}, indent=1))
-    ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind})
+        "tokens": counts.as_dict(), "training_data": getattr(features, "notes", {}), "tasks": per_task}, indent=1))
+    ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind, "environment": determinism.environment()})
     checkpoints.clear()
     shutil.rmtree(work, ignore_errors=True)

@@ -89,9 +89,13 @@ def test_configure_overrides_the_runner_s_thread_setting(monkeypatch):
     torch.set_num_threads(2)  # what a runner worker's OMP_NUM_THREADS would have given
     determinism.configure()
     recorded = determinism.environment()
-    assert torch.get_num_threads() == recorded["threads"] == determinism.DEFAULT_THREADS == 1
+    expected = max(1, min(len(os.sched_getaffinity(0)), determinism.MAX_DEFAULT_THREADS))
+    torch.set_num_threads(1 if expected > 1 else 2)  # not what the job will run with
+    determinism.configure()
+    recorded = determinism.environment()
+    assert torch.get_num_threads() == recorded["threads"] == determinism.default_threads() == expected
     assert recorded["deterministic_algorithms"] is True and recorded["deterministic_warn_only"] is True
-    assert recorded["cudnn_benchmark"] is False and recorded["tf32_matmul"] is False
+    assert recorded["cudnn_benchmark"] is False and recorded["tf32_matmul"] is True
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == recorded["cublas_workspace_config"]
     assert {"device", "cuda", "cudnn", "torch", "transformers", "tf32_cudnn"} <= set(recorded)
     json.dumps(recorded)  # goes into a job's metadata as it is

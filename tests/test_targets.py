@@ -164,6 +164,8 @@ def test_xquad_and_mlqa_train_once_and_each_is_scored_by_its_own_rules(sweep):
     assert sorted(load[2] for load in squad) == ["train", "validation"]
     full = json.loads(sweep["store"].read_committed(job.output, "results.json"))
     assert set(full["tasks"]) == {"xquad", "mlqa"}
+    # the training rows' answers were checked against their contexts (the fixtures' are all aligned)
+    assert full["training_data"] == {"answer_alignment": {"repaired": 0, "dropped": 0}}
     xquad, mlqa_results = full["tasks"]["xquad"], full["tasks"]["mlqa"]
     # one shared English-dev selection: the same points and the same chosen point
     assert xquad["selection"]["points"] == mlqa_results["selection"]["points"]

@@ -3,16 +3,19 @@
 On a CPU, torch splits full reductions (`sum`, `mean`, the gradient norm clipped in training), the LayerNorm
 weight gradient and the embedding gradient into one partial sum per thread, so the number of intra-op
 threads changes the float results (tests/test_provenance_determinism.py shows which ops). The runner's
-processes get different thread counts (`--workers`), so each job fixes its own: `XFER_THREADS` (default 1, whatever the machine or the runner set); outputs are identical
-for every run with the same value. Matmuls, softmax, attention and cross-entropy did not vary with the thread
+processes get different thread counts (`--workers`), so each job fixes its own: `XFER_THREADS` (default: the
+CPUs this process may run on, at most 8 - a property of the machine, not of the runner or its workers);
+outputs are identical for every run with the same value. In a container whose CPU limit is below the host's
+core count, set `XFER_THREADS` to the limit (the Argo templates do). Matmuls, softmax, attention and cross-entropy did not vary with the thread
 count in torch 2.13's CPU build, but nothing promises that for other builds.
 
 On CUDA, cuBLAS and cuDNN pick algorithms that reduce in a run-dependent order unless told not to:
 `torch.use_deterministic_algorithms(True)` with `CUBLAS_WORKSPACE_CONFIG=:4096:8` (set before cuBLAS starts),
 cuDNN's deterministic mode and no benchmarking. `XFER_DETERMINISTIC`: `warn` (default: an op without a
 deterministic CUDA implementation warns and runs anyway), `strict` (such an op is an error), `off`. The cost
-is speed where deterministic kernels replace atomics-based ones (not measured on a GPU here). TF32 is fixed to torch's
-defaults (matmuls in full fp32, cuDNN convolutions in TF32), so code that flips it cannot change results.
+is speed where deterministic kernels replace atomics-based ones (not measured on a GPU here). TF32 is fixed
+on for float32 matmuls and cuDNN convolutions (training runs in bf16 autocast; TF32 speeds up what stays in
+float32, and is as deterministic as float32 on one kind of GPU), so code that flips it cannot change results.
 
 Every job also starts from the same global RNG state (`random`, numpy, torch seeded with 0), so code that draws
 from a global generator without seeding gives the same draws whatever ran before it in the process.
@@ -29,13 +32,13 @@ import os
 import random
 
 THREADS_ENV, DETERMINISTIC_ENV = "XFER_THREADS", "XFER_DETERMINISTIC"
-DEFAULT_THREADS = 1
+MAX_DEFAULT_THREADS = 8
 CUBLAS_WORKSPACE = ":4096:8"
 
 
 def threads() -> int:
-    """The intra-op thread count jobs run with (`XFER_THREADS`, default 1)."""
-    value = os.environ.get(THREADS_ENV, str(DEFAULT_THREADS))
+    """The intra-op thread count jobs run with (`XFER_THREADS`; default: this process's CPUs, at most 8)."""
+    value = os.environ.get(THREADS_ENV, str(default_threads()))
     try:
         n = int(value)
     except ValueError:
@@ -45,6 +48,14 @@ def threads() -> int:
 
         raise XferError(f"{THREADS_ENV}={value!r}: give a positive number of threads")
     return n
+
+
+def default_threads() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_THREADS))
 
 
 def mode() -> str:
@@ -68,7 +79,7 @@ def configure() -> None:
     torch.use_deterministic_algorithms(chosen != "off", warn_only=chosen == "warn")
     torch.backends.cudnn.deterministic = chosen != "off"
     torch.backends.cudnn.benchmark = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     random.seed(0)
     np.random.seed(0)

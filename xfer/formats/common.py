@@ -17,6 +17,15 @@ from xfer import batching
 from xfer.errors import XferError
 
 IGNORE = -100  # label of a position that is not scored (HF's ignore_index)
+
+
+class Features(list):
+    """Training features, and what preparing them found (`notes`, e.g. QA answers repaired or dropped), which
+    jobs record beside their results."""
+
+    def __init__(self, items=(), notes: dict | None = None):
+        super().__init__(items)
+        self.notes = dict(notes or {})
 PAD_VALUES = {"labels": IGNORE, "attention_mask": 0, "token_type_ids": 0}
 
 

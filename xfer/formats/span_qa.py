@@ -39,7 +39,8 @@ def train_features(task, split, rows, tokenizer, hp):
         tokenizer, list(rows[cols["question"]]), list(rows[cols["context"]]),
         [a["answer_start"] for a in answers], [a["text"] for a in answers], hp.max_length, hp.doc_stride)
     keys = ("input_ids", "start_positions", "end_positions")
-    return [{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))]
+    return common.Features(({k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))),
+                           notes={"answer_alignment": enc["alignment"]})
 
 
 def collate(tokenizer):
