@@ -53,8 +53,7 @@ def old_inference(shapes, rows_per_batch: int = OLD_EVAL_ROWS) -> cost.Positions
 
 
 def modelled(task_name: str, role: str, hp: Hparams) -> list:
-    inputs = cost.Inputs.__new__(cost.Inputs)  # the cost model's modelled inputs, without a config
-    return cost.Inputs._model(inputs, tasks.get(task_name), role, "en", hp)[0]
+    return cost.modelled_shapes(tasks.get(task_name), role, "en", hp)[0]
 
 
 def per_format() -> None:

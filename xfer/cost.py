@@ -149,7 +149,7 @@ class Inputs:
         """(shapes of a sample of the features, how many features the whole split has, source)."""
         key = self.key(task, role, lang, hp)
         if key not in self._cache:
-            self._cache[key] = self._measure(task, role, lang, hp) if self.measured else self._model(
+            self._cache[key] = self._measure(task, role, lang, hp) if self.measured else modelled_shapes(
                 task, role, lang, hp)
         return self._cache[key]
 
@@ -175,23 +175,33 @@ class Inputs:
         shapes = [batching.token_shape(f) for f in features]
         return shapes, len(shapes) * total / max(1, read), "measured"
 
-    def _model(self, task, role, lang, hp):
-        name = task.name
-        n = hub_stats.rows(name, role, lang)
-        sample = min(n, SAMPLE)
-        if task.format == "span_qa":
-            totals = hub_stats.lengths(name, sample, seed=len(lang), max_length=1 << 20)
-            shapes = [(1, w) for t in totals for w in _qa_windows(int(t), hp.max_length, hp.doc_stride)]
-            return shapes, len(shapes) * n / max(1, sample), "modelled"
-        if task.format == "retrieval":  # both sides of every pair are embedded
-            widths = hub_stats.lengths(name, 2 * sample, seed=len(lang), max_length=hp.max_length)
-            return [(1, int(w)) for w in widths], 2.0 * n, "modelled"
-        if task.format == "multiple_choice":
-            k = CHOICES[name]
-            widths = hub_stats.lengths(name, sample * k, seed=len(lang), max_length=hp.max_length).reshape(-1, k)
-            return [(k, int(w.max())) for w in widths], float(n), "modelled"
-        widths = hub_stats.lengths(name, sample, seed=len(lang), max_length=hp.max_length)
-        return [(1, int(w)) for w in widths], float(n), "modelled"
+def modelled_shapes(task: tasks.Task, role: str, lang: str, hp: Hparams) -> tuple[list, float, str]:
+    """`Inputs.shapes` from the modelled sizes and lengths of `xfer.hub_stats`."""
+    name = task.name
+    n = hub_stats.rows(name, role, lang)
+    sample = min(n, SAMPLE)
+    if task.format == "span_qa":
+        totals = hub_stats.lengths(name, sample, seed=len(lang), max_length=1 << 20)
+        shapes = [(1, w) for t in totals for w in _qa_windows(int(t), hp.max_length, hp.doc_stride)]
+        return shapes, len(shapes) * n / max(1, sample), "modelled"
+    if task.format == "retrieval":  # both sides of every pair are embedded
+        widths = hub_stats.lengths(name, 2 * sample, seed=len(lang), max_length=hp.max_length)
+        return [(1, int(w)) for w in widths], 2.0 * n, "modelled"
+    if task.format == "multiple_choice":
+        k = CHOICES[name]
+        widths = hub_stats.lengths(name, sample * k, seed=len(lang), max_length=hp.max_length).reshape(-1, k)
+        return [(k, int(w.max())) for w in widths], float(n), "modelled"
+    widths = hub_stats.lengths(name, sample, seed=len(lang), max_length=hp.max_length)
+    return [(1, int(w)) for w in widths], float(n), "modelled"
+
+
+def _split(total: int, weights: dict[str, float]) -> dict[str, int]:
+    """`total` steps split in proportion to `weights`, in whole steps that add up to `total`."""
+    shares = {k: total * w / sum(weights.values()) for k, w in weights.items()}
+    out = {k: int(v) for k, v in shares.items()}
+    for k in sorted(shares, key=lambda k: out[k] - shares[k])[:total - sum(out.values())]:
+        out[k] += 1
+    return out
 
 
 def _qa_windows(tokens: int, max_length: int, stride: int) -> list[int]:
@@ -293,9 +303,9 @@ def estimate(cfg: SweepConfig, plan) -> tuple[list[Line], dict]:
             sizes = {name: inputs.shapes(tasks.get(name), "train", "en", hp) for name in names}
             cap = p["mixture"]["cap"] if "mixture" in p else None
             weight = {name: min(n, cap) if cap else n for name, (_, n, _) in sizes.items()}
-            for name, (shapes, n, source) in sizes.items():  # a mixture's steps split as it samples them
-                train_part("intermediate", job, name, hp, round(budget * weight[name] / sum(weight.values())),
-                           shapes, source)
+            for name, steps in _split(budget, weight).items():  # a mixture's steps, as it samples them
+                shapes, _, source = sizes[name]
+                train_part("intermediate", job, name, hp, steps, shapes, source)
                 evaluate("intermediate", "English dev", job, tasks.get(name), "dev", "en", hp, 1)
         elif job.kind == "target":
             hp = Hparams(**p["hparams"])
