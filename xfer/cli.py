@@ -39,7 +39,9 @@ def _context(args, config, plan, report_dir=None, on_progress=None):
 
 
 def cmd_plan(args) -> int:
-    _, plan = _load(args)
+    config, plan = _load(args)
+    if args.pending_out:
+        _write_pending(args, config, plan)
     if args.stages_out:
         from xfer.plan import STAGES
 
@@ -50,6 +52,15 @@ def cmd_plan(args) -> int:
     json.dump(plan.to_json(), sys.stdout, indent=1)
     print()
     return 0
+
+
+def _write_pending(args, config, plan) -> None:
+    """--pending-out: what is not committed yet, grouped by start, and whether the stage job has work."""
+    from xfer import schedule, staging
+    from xfer.store import open_store
+
+    store = open_store(_store_uri(args, config))
+    schedule.write(schedule.pending(plan, store), Path(args.pending_out), stage=bool(staging.missing(config, store)))
 
 
 def _print_report(summary: dict, report_dir: Path) -> None:
@@ -87,7 +98,11 @@ def cmd_job_run(args) -> int:
     if job is None:
         raise XferError(f"job {args.job_id!r} is not in the plan of {args.config}")
     report_dir = Path(args.out) if args.out else None
-    outcome = run_job(job, _context(args, config, plan, report_dir))
+    ctx = _context(args, config, plan, report_dir)
+    from xfer import staging
+
+    staging.prepare(job, ctx)  # a staged Hub model into this pod's Hugging Face cache
+    outcome = run_job(job, ctx)
     print(f"{outcome.status}: {job.label} ({job.id})" + (f": {outcome.reason}" if outcome.reason else ""))
     return EXIT_FAILED if outcome.status == "failed" else 0
 
@@ -155,6 +170,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("plan", help="print the jobs of a sweep as JSON"))
     p.add_argument("--stages-out", metavar="DIR", help="also write DIR/<stage>.json id lists (for Argo)")
+    p.add_argument("--pending-out", metavar="DIR",
+                   help="also write the jobs not committed yet, by start, to DIR (for Argo: xfer/schedule.py)")
     p.set_defaults(func=cmd_plan)
 
     p = with_config(sub.add_parser("run", help="run a whole sweep on this machine"))
@@ -190,8 +207,10 @@ def parser() -> argparse.ArgumentParser:
         cluster = None
     if cluster is not None:
         cluster.add_commands(sub)
+    from jobs import stage
     from xfer import xtreme
 
+    stage.add_commands(sub)
     xtreme.add_commands(sub)
     return top
 

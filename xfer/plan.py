@@ -196,9 +196,10 @@ def _target_params(cfg: SweepConfig, data: DataSource, group: tuple[str, ...]) -
             "data": _train_dev(data, lead)}
 
 
-def build_plan(cfg: SweepConfig, config_sha256: str = "") -> Plan:
+def build_plan(cfg: SweepConfig, config_sha256: str = "", data: DataSource | None = None) -> Plan:
+    """The plan of `cfg`; `data` (default: the config's) records the Hub splits it reads (xfer/staging.py)."""
     plan = Plan(cfg.name, config_sha256)
-    data = DataSource(cfg.data, files=cfg.intermediate.files)
+    data = data or DataSource(cfg.data, files=cfg.intermediate.files)
     base, base_deps = _base_model(cfg, plan)
     cells = []  # (intermediate task, budget, seed, target task) -> the job holding its results
 
