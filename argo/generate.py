@@ -80,7 +80,7 @@ EX_TEMPFAIL = 75
 KILLED_EXIT_CODES = (143, 137)
 NOT_RETRIED = ("oomkilled", "deadline", "ephemeral local storage", "local ephemeral storage", "emptydir volume")
 RETRIED = ("pod deleted", "imminent node shutdown", "node is shutting down", "the node was low on resource",
-           "preempt", "evict", "is unresponsive", "neither main nor wait container",
+           "the node had condition", "preempt", "evict", "is unresponsive", "neither main nor wait container",
            "failed before main container starts")
 
 

@@ -20,6 +20,10 @@ from pathlib import Path
 from xfer.errors import XferError
 
 TEMPLATE_NAME = os.environ.get("XFER_WORKFLOW_TEMPLATE", "xfer-sweep")
+LARGE_TEMPLATE_NAME = "xfer-sweep-large"  # one child Workflow per start (argo/generate.py)
+# Plans of more jobs run as xfer-sweep-large: one Workflow stores ~2.2 KiB of node status per job, ~0.4 KiB
+# compressed (tests/test_dag_size.py), against Argo's 1 MiB per Workflow object; this leaves 2x for retries.
+LARGE_LAYOUT_JOBS = 1000
 DEFAULT_NAMESPACE = "xfer"
 SWEEP_LABEL = "xfer/sweep"
 CONFIG_LABEL = "xfer/config"
@@ -77,6 +81,11 @@ def workflow_for(name: str, config_sha256: str, config_uri: str, store_uri: str,
             ),
         ),
     )
+
+
+def layout_for(plan) -> str:
+    """The WorkflowTemplate a plan runs in: one Workflow, or one child Workflow per start when it is large."""
+    return LARGE_TEMPLATE_NAME if len(plan.jobs) > LARGE_LAYOUT_JOBS else TEMPLATE_NAME
 
 
 def _dump(model) -> dict:
