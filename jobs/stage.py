@@ -74,7 +74,7 @@ def stage_model(item: staging.HubModel, store, work: Path) -> None:
     # make each file one plain file (uploaded once) where snapshot_download looks for it.
     entry, out = cache_dir / item.cache_folder, work / item.prefix
     shutil.rmtree(out, ignore_errors=True)
-    shutil.copytree(entry, out / item.cache_folder, copy_function=os.link,
+    shutil.copytree(entry, out / item.cache_folder, copy_function=lambda src, dst: os.link(os.path.realpath(src), dst),
                     ignore=lambda folder, names: ["blobs"] if Path(folder) == entry else [])
     store.commit(item.prefix, out, meta={"model": item.name, "revision": item.revision})
 
