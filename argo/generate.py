@@ -235,7 +235,7 @@ def _fan_out(name: str, template, items: str, depends: str | None = None) -> Tas
 
 CONFIG = "{{workflow.parameters.config}}"
 JOB_ID = Parameter(name="job-id", description="16-hex-digit job id from the plan")
-START_INPUTS = ("start", "intermediate", "evaluate")  # xfer/schedule.py Start.item()
+START_INPUTS = ("start", "key", "intermediate", "evaluate")  # xfer/schedule.py Start.item()
 
 
 def _arguments(extra: tuple[Parameter, ...] = ()) -> list[Parameter]:
@@ -323,14 +323,16 @@ def workflow_template() -> WorkflowTemplate:
 
 
 def _child_manifest() -> str:
-    """The child Workflow of one start, created by the parent's `start-workflow` step (Strict template
-    referencing allows exactly this: a workflowTemplateRef plus arguments and metadata)."""
+    """The child Workflow of one start, applied by the parent's `start-workflow` step (Strict template
+    referencing allows exactly this: a workflowTemplateRef plus arguments and metadata). Its name is fixed
+    (`<workflow>-<key>`, at most 56 characters), so a retried step - its waiting pod preempted - finds the
+    child it started instead of starting a second one."""
     params = [{"name": p, "value": f"{{{{workflow.parameters.{p}}}}}"} for p in ("config", "store", "grace-seconds")]
     params += [{"name": p, "value": f"{{{{inputs.parameters.{p}}}}}"} for p in START_INPUTS]
     child = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
-        "metadata": {"generateName": "{{workflow.name}}-start-",
+        "metadata": {"name": "{{workflow.name}}-{{inputs.parameters.key}}",
                      "labels": {"app.kubernetes.io/name": "xfer", PARENT_LABEL: "{{workflow.name}}"},
                      "annotations": {"xfer/start": "{{inputs.parameters.start}}"}},
         "spec": {"workflowTemplateRef": {"name": START_TEMPLATE_NAME}, "arguments": {"parameters": params}},
@@ -345,8 +347,8 @@ def large_workflow_template() -> WorkflowTemplate:
     description = "xfer sweep, one child Workflow (xfer-start) per start: for sweeps of thousands of jobs"
     with WorkflowTemplate(**_spec(LARGE_TEMPLATE_NAME, "sweep", description, "sweep", CHILDREN_AT_ONCE)) as wt:
         child = Resource(
-            name="start-workflow", inputs=[Parameter(name=p) for p in START_INPUTS], action="create",
-            set_owner_reference=True, manifest=_child_manifest(),
+            name="start-workflow", inputs=[Parameter(name=p) for p in START_INPUTS], action="apply",
+            set_owner_reference=True, manifest=_child_manifest(), retry_strategy=RETRY,
             success_condition="status.phase == Succeeded", failure_condition="status.phase in (Failed, Error)",
         )
         _sweep_dag(pods, child)

@@ -131,11 +131,19 @@ class Walk:
         if "dag" in template:
             node = self.node(node_name, display, "DAG", template["name"], boundary, **extra)
             return self.dag(template, scope, node)
-        if "resource" in template:
+        if "resource" in template:  # a pod that applies the manifest and waits for its success condition
+            outer = None
+            if "retryStrategy" in template:
+                outer = self.node(node_name, display, "Retry", template["name"], boundary, **extra)
+                node_name, display = f"{node_name}(0)", f"{display}(0)"
             node = self.node(node_name, display, "Pod", template["name"], boundary, **extra)
-            assert template["resource"]["action"] == "create"
+            assert template["resource"]["action"] in ("create", "apply")
             phase = self.create_child(substitute(template["resource"]["manifest"], scope))
-            return self.finish(node, phase)
+            self.finish(node, phase)
+            if outer is None:
+                return node
+            self.link(outer, node)
+            return self.finish(outer, phase)
         assert "container" in template, f"template {template['name']}: only dag, resource and container here"
         retried = "retryStrategy" in template
         outer = None

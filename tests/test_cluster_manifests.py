@@ -276,8 +276,13 @@ def test_large_layout_runs_the_same_start_as_a_child_workflow():
     large, start_wt, sweep = (one(docs, "WorkflowTemplate", n) for n in ("xfer-sweep-large", "xfer-start", "xfer-sweep"))
     assert dag_tasks(templates(large)["sweep"]).keys() == dag_tasks(templates(sweep)["sweep"]).keys()
     step = templates(large)[dag_tasks(templates(large)["sweep"])["starts"]["template"]]
-    assert step["resource"]["action"] == "create" and step["resource"]["setOwnerReference"] is True
+    assert step["resource"]["action"] == "apply" and step["resource"]["setOwnerReference"] is True
+    assert step["retryStrategy"] == templates(sweep)["gpu-job"]["retryStrategy"]  # its waiting pod can be preempted
     child = yaml.safe_load(step["resource"]["manifest"])
+    # a fixed name: a retried step applies (finds) the child it made; within Kubernetes' 63-character label
+    # limit for a parent named by xfer submit (xfer-<40>-<5>) and keys s000...s9999
+    assert child["metadata"]["name"] == "{{workflow.name}}-{{inputs.parameters.key}}"
+    assert len("xfer-" + "x" * 40 + "-abcde" + "-s9999") <= 63
     # what templateReferencing: Strict allows a submitted Workflow: a template reference and arguments
     assert set(child["spec"]) == {"workflowTemplateRef", "arguments"}
     assert child["spec"]["workflowTemplateRef"] == {"name": "xfer-start"}

@@ -29,16 +29,19 @@ LOOKUPS_AT_ONCE = 16  # concurrent marker reads: ~800 of them for the paper plan
 @dataclass
 class Start:
     """One start and its pending jobs: `intermediate` holds 0 or 1 ids, `evaluate` the target and retrieval
-    jobs that start from it."""
+    jobs that start from it. `key` ("s000", "s001", ...: its place among all the plan's starts) names it
+    for Kubernetes: the child Workflow of a large sweep is `<workflow>-<key>`."""
 
     label: str
     intermediate: list[str] = field(default_factory=list)
     evaluate: list[str] = field(default_factory=list)
+    key: str = ""
 
     def item(self) -> dict[str, str]:
         """The start as an Argo withParam item: string values only (a list value would be rendered with
         Go's %v, not as JSON), the id lists as JSON text for the start's own withParam fan-outs."""
-        return {"start": self.label, "intermediate": json.dumps(self.intermediate, separators=(",", ":")),
+        return {"start": self.label, "key": self.key,
+                "intermediate": json.dumps(self.intermediate, separators=(",", ":")),
                 "evaluate": json.dumps(self.evaluate, separators=(",", ":"))}
 
 
@@ -81,6 +84,8 @@ def starts(plan: Plan) -> list[Start]:
         p = job.params
         out.append(Start(f"{p['task']}@{p['budget']} seed={p['seed']}", [job.id],
                          [dep.id for dep in by_start.get(job.id, [])]))
+    for index, start in enumerate(out):
+        start.key = f"s{index:03d}"
     return out
 
 
@@ -91,7 +96,7 @@ def pending(plan: Plan, store: Store) -> Schedule:
     left = []
     for start in starts(plan):
         start = Start(start.label, [i for i in start.intermediate if i not in done],
-                      [i for i in start.evaluate if i not in done])
+                      [i for i in start.evaluate if i not in done], start.key)
         if start.intermediate or start.evaluate:
             left.append(start)
     build = [job.id for job in plan.stage("build") if job.id not in done]
@@ -110,7 +115,8 @@ def write(schedule: Schedule, out: Path, stage: bool) -> None:
 
 def read_items(text: str) -> list[Start]:
     """starts.json back into Starts (the inverse of `Start.item`)."""
-    return [Start(i["start"], json.loads(i["intermediate"]), json.loads(i["evaluate"])) for i in json.loads(text)]
+    return [Start(i["start"], json.loads(i["intermediate"]), json.loads(i["evaluate"]), i["key"])
+            for i in json.loads(text)]
 
 
 def as_dict(schedule: Schedule) -> dict:
