@@ -27,9 +27,9 @@ Only fields valid on Argo Workflows v3.7 and v4.x are used (tests/test_cluster_m
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -103,13 +103,19 @@ RETRY = m.RetryStrategy(limit=str(RETRY_LIMIT), retry_policy="Always", expressio
 # --- pods ----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class PodKind:
-    """What one kind of pod gets: CPU and memory, its two disks (emptyDirs), a deadline per attempt."""
+    """What one kind of pod gets: CPU and memory, its two disks (emptyDirs, GiB), a deadline per attempt."""
 
-    def __init__(self, name, cpu, memory, memory_limit, scratch_gi, cache_gi, deadline_s, gpus=0, hub=False):
-        self.name, self.cpu, self.memory, self.memory_limit = name, cpu, memory, memory_limit
-        self.scratch_gi, self.cache_gi, self.deadline_s, self.gpus, self.hub = (
-            scratch_gi, cache_gi, deadline_s, gpus, hub)
+    name: str
+    cpu: str
+    memory: str
+    memory_limit: str
+    scratch_gi: int
+    cache_gi: int
+    deadline_s: int = 0
+    gpus: int = 0
+    hub: bool = False  # may reach the Hugging Face Hub (the stage pod only)
 
     @property
     def disk_gi(self) -> int:
@@ -129,11 +135,11 @@ POD_KINDS = {
 }
 # The same pods on kind (a laptop): small requests and disks, no GPU
 KIND_KINDS = {
-    "plan": PodKind("plan", "100m", "256Mi", "1Gi", 1, 0, 0),
-    "stage": PodKind("stage", "250m", "512Mi", "2Gi", 2, 2, 0),
-    "cpu-job": PodKind("cpu-job", "250m", "512Mi", "2Gi", 2, 1, 0),
-    "gpu-job": PodKind("gpu-job", "250m", "512Mi", "2Gi", 2, 2, 0),
-    "aggregate": PodKind("aggregate", "100m", "512Mi", "2Gi", 1, 0, 0),
+    "plan": PodKind("plan", "100m", "256Mi", "1Gi", 1, 0),
+    "stage": PodKind("stage", "250m", "512Mi", "2Gi", 2, 2),
+    "cpu-job": PodKind("cpu-job", "250m", "512Mi", "2Gi", 2, 1),
+    "gpu-job": PodKind("gpu-job", "250m", "512Mi", "2Gi", 2, 2),
+    "aggregate": PodKind("aggregate", "100m", "512Mi", "2Gi", 1, 0),
 }
 SHM = "16Gi"  # /dev/shm of GPU pods (memory-backed: counts against memory, not ephemeral storage)
 

@@ -64,7 +64,7 @@ def go_regex(pattern: str) -> re.Pattern:
 def _int(value):
     """expr's builtin int (Argo's asInt): strconv.Atoi for strings, truncation for numbers."""
     if isinstance(value, bool):
-        raise ExprError(f"invalid argument for int (type bool)")
+        raise ExprError("invalid argument for int (type bool)")
     if isinstance(value, int):
         return value
     if isinstance(value, float):

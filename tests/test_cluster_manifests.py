@@ -31,7 +31,6 @@ import yaml
 from hera.workflows import models as m
 from packaging.requirements import Requirement
 
-from argo_dag import substitute
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAYS = {"base": ROOT / "k8s/base", "kind": ROOT / "k8s/overlays/kind", "cloud": ROOT / "k8s/overlays/cloud"}
