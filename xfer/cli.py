@@ -68,6 +68,8 @@ def _print_cost(args, config, plan) -> None:
 
 def cmd_plan(args) -> int:
     config, plan = _load(args)
+    if args.pending_out:
+        _write_pending(args, config, plan)
     if args.cost:
         _print_cost(args, config, plan)
         return 0
@@ -81,6 +83,15 @@ def cmd_plan(args) -> int:
     json.dump(plan.to_json(), sys.stdout, indent=1)
     print()
     return 0
+
+
+def _write_pending(args, config, plan) -> None:
+    """--pending-out: what is not committed yet, grouped by start, and whether the stage job has work."""
+    from xfer import schedule, staging
+    from xfer.store import open_store
+
+    store = open_store(_store_uri(args, config))
+    schedule.write(schedule.pending(plan, store), Path(args.pending_out), stage=bool(staging.missing(config, store)))
 
 
 def _print_report(summary: dict, report_dir: Path) -> None:
@@ -118,7 +129,11 @@ def cmd_job_run(args) -> int:
     if job is None:
         raise XferError(f"job {args.job_id!r} is not in the plan of {args.config}")
     report_dir = Path(args.out) if args.out else None
-    outcome = run_job(job, _context(args, config, plan, report_dir))
+    ctx = _context(args, config, plan, report_dir)
+    from xfer import staging
+
+    staging.prepare(job, ctx)  # a staged Hub model into this pod's Hugging Face cache
+    outcome = run_job(job, ctx)
     print(f"{outcome.status}: {job.label} ({job.id})" + (f": {outcome.reason}" if outcome.reason else ""))
     return EXIT_FAILED if outcome.status == "failed" else 0
 
@@ -194,6 +209,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reuse-outputs-of", metavar="OLD_PLAN.json",
                    help="take over the committed outputs of this earlier plan's jobs whose inputs are equal, "
                         "whatever code computed them (docs/provenance.md)")
+    p.add_argument("--pending-out", metavar="DIR",
+                   help="also write the jobs not committed yet, by start, to DIR (for Argo: xfer/schedule.py)")
     p.set_defaults(func=cmd_plan)
 
     p = with_config(sub.add_parser("run", help="run a whole sweep on this machine"))
@@ -235,8 +252,10 @@ def parser() -> argparse.ArgumentParser:
         cluster = None
     if cluster is not None:
         cluster.add_commands(sub)
+    from jobs import stage
     from xfer import preflight, xtreme
 
+    stage.add_commands(sub)
     xtreme.add_commands(sub)
     preflight.add_commands(sub)
     return top

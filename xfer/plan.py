@@ -296,11 +296,13 @@ def _target_params(cfg: SweepConfig, data: DataSource, group: tuple[str, ...]) -
             "data": _train_dev(data, lead)}
 
 
-def build_plan(cfg: SweepConfig, config_sha256: str = "", reuse: Mapping[str, tuple[str, str]] | None = None) -> Plan:
+def build_plan(cfg: SweepConfig, config_sha256: str = "", reuse: Mapping[str, tuple[str, str]] | None = None,
+               data: DataSource | None = None) -> Plan:
     """The plan of a sweep. `reuse`: `reusable_outputs` of an earlier plan, whose committed jobs are taken over
-    where the inputs are equal (on purpose, whatever code computed them)."""
+    where the inputs are equal (on purpose, whatever code computed them). `data` (default: the config's)
+    records the Hub splits the plan reads (xfer/staging.py)."""
     plan = Plan(cfg.name, config_sha256, reuse=dict(reuse or {}))
-    data = DataSource(cfg.data, files=cfg.intermediate.files)
+    data = data or DataSource(cfg.data, files=cfg.intermediate.files)
     _check_user_files(cfg, data)
     if cfg.data == "hub":
         plan.revisions.extend(revisions.resolve_datasets(hub_datasets(cfg), cfg.revisions))
