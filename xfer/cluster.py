@@ -216,10 +216,14 @@ def cmd_submit(args) -> int:
     store = open_store(args.store or os.environ.get("XFER_STORE") or config.store)  # checks the URI, no I/O
     store_uri = store.uri
     namespace = _namespace()
-    config_key = f"configs/{sha}.yaml"  # where `xfer config push` puts it
+    pushed = None
     if "://" in args.config:
         config_uri = args.config  # already in a store: the pods read it from there
-    else:
+    else:  # what `xfer config push` puts there: Hub refs pinned, so that the pods plan offline (xfer/pin.py)
+        from xfer.pin import push_key
+
+        config_key, pushed = push_key(args.config, config)
+        sha = config_key.removeprefix("configs/").removesuffix(".yaml")
         config_uri = f"{store_uri.rstrip('/')}/{config_key}"
     if not store_uri.startswith("s3://"):
         print(
@@ -246,8 +250,8 @@ def cmd_submit(args) -> int:
     ):
         service.get_workflow_template(template, namespace=namespace)
 
-    if "://" not in args.config:
-        store.put_bytes(config_key, Path(args.config).read_bytes())  # the exact bytes: same sha256
+    if pushed is not None:
+        store.put_bytes(config_key, pushed)
 
     from hera.workflows import models as m
 
