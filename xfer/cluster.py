@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from xfer.errors import XferError
+from xfer.errors import TemporaryFailure, XferError
 
 TEMPLATE_NAME = os.environ.get("XFER_WORKFLOW_TEMPLATE", "xfer-sweep")
 LARGE_TEMPLATE_NAME = "xfer-sweep-large"  # one child Workflow per start (argo/generate.py)
@@ -349,7 +349,7 @@ def _labels(workflow) -> dict[str, str]:
 
         config, sha = configs.load(uri)
         return {job.id: job.label for job in build_plan(config, sha).jobs}
-    except XferError as exc:
+    except (XferError, TemporaryFailure) as exc:
         print(f"xfer: note: job labels unavailable ({_one_line(exc, 120)})", file=sys.stderr)
         return {}
 
