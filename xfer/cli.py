@@ -50,8 +50,9 @@ DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, e
 
 
 def _within(filename, folder: Path) -> bool:
+    """Whether `filename` is `folder`, inside it, or one of the folders it is to be created in."""
     path, root = Path(os.path.abspath(os.fsdecode(filename))), Path(os.path.abspath(folder))
-    return path == root or root in path.parents
+    return path == root or root in path.parents or path in root.parents
 
 
 @contextmanager

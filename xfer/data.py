@@ -150,7 +150,7 @@ def _jsonl_lines(path: Path):
 def _jsonl_problem(path: Path) -> str | None:
     """The first problem of a JSONL file as "file:line: ..." (None if every line is a JSON object)."""
     try:
-        if not any(True for _ in _jsonl_lines(path)):
+        if sum(1 for _ in _jsonl_lines(path)) == 0:
             return f"{path}: empty file (no rows)"
     except XferError as exc:
         return str(exc)
@@ -221,7 +221,8 @@ def _check_column_types(ds, split: Split, path: Path) -> None:
     for field_name, columns in split.columns.items():
         for column in columns if isinstance(columns, tuple) else (columns,):
             expected = _expected(field_name, split, isinstance(columns, tuple))
-            if expected is None or _feature_ok(ds.features[column], expected):
+            if expected is None or (_feature_ok(ds.features[column], expected) and
+                                    ds.data.column(column).null_count == 0):
                 continue
             if path.suffix == ".jsonl":
                 for number, row in _jsonl_lines(path):
@@ -229,5 +230,8 @@ def _check_column_types(ds, split: Split, path: Path) -> None:
                     if not _value_ok(value, expected):
                         raise XferError(f"{path}:{number}: column {column!r}: {value!r} is not "
                                         f"{_DESCRIBE[expected]} ({split.dataset} {split.split} {field_name})")
+            if ds.data.column(column).null_count:
+                raise XferError(f"{path}: column {column!r}: {ds.data.column(column).null_count} rows hold null, "
+                                f"expected {_DESCRIBE[expected]} ({split.dataset} {split.split} {field_name})")
             raise XferError(f"{path}: column {column!r} holds {ds.features[column]}, expected "
                             f"{_DESCRIBE[expected]} ({split.dataset} {split.split} {field_name})")

@@ -93,7 +93,7 @@ def _run_stopped_by(job: Job, reason: str) -> str:
 
 # ---- worker processes (workers > 1) -------------------------------------------------------------------------
 
-def _die_with_parent(parent_pid: int) -> None:
+def _die_with_parent() -> None:
     """Ask Linux to send this process SIGTERM when the runner dies (even by SIGKILL): a busy worker then
     checkpoints and ends instead of training on, unowned. Elsewhere, a no-op."""
     if sys.platform.startswith("linux"):
@@ -101,8 +101,6 @@ def _die_with_parent(parent_pid: int) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
-    if os.getppid() != parent_pid:  # the runner died before the request was in place
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _ignore(signum, frame) -> None:
@@ -114,9 +112,9 @@ def _worker_main(conn, plan: Plan, config: SweepConfig, store_uri: str, work: st
                  parent_pid: int) -> None:
     """Run the jobs the runner sends (job ids; None: exit), one at a time, answering each with
     (job id, status, seconds, reason). After a temporary failure the worker exits."""
+    _die_with_parent()
     for signum in STOP_SIGNALS:
         signal.signal(signum, _ignore)  # `run_job` handles SIGTERM itself while a job runs
-    _die_with_parent(parent_pid)
     logging.basicConfig(level=logging.WARNING)
     ctx = JobContext(config, plan, open_store(store_uri), Path(work), Path(report_dir) if report_dir else None)
     while True:
@@ -124,7 +122,7 @@ def _worker_main(conn, plan: Plan, config: SweepConfig, store_uri: str, work: st
             job_id = conn.recv()
         except (EOFError, OSError):  # the runner is gone
             return
-        if job_id is None:
+        if job_id is None or os.getppid() != parent_pid:  # done, or the runner died (a job it sent is unowned)
             return
         start = time.perf_counter()
         try:
@@ -159,6 +157,37 @@ class _Worker:
         if code is not None and code < 0:
             return f"worker process {self.process.pid} was killed by {signal.Signals(-code).name}"
         return f"worker process {self.process.pid} exited with code {code} without reporting"
+
+
+class _SignalLog:
+    """Which signals arrived while it was open, whichever Python handler took them (`signal.set_wakeup_fd`):
+    the sequential runner sees a SIGTERM that the job's own handler (xfer.preemption) received."""
+
+    def __init__(self):
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        try:
+            self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread: no signal handling, nothing to log
+            self._previous = None
+
+    def take(self) -> set[int]:
+        seen = set()
+        while True:
+            try:
+                data = os.read(self._read, 512)
+            except BlockingIOError:
+                return seen
+            if not data:
+                return seen
+            seen.update(data)
+
+    def close(self) -> None:
+        if self._previous is not None:
+            signal.set_wakeup_fd(self._previous)
+        os.close(self._read)
+        os.close(self._write)
 
 
 class LocalRunner:
@@ -214,16 +243,14 @@ class LocalRunner:
             self.stop_reason = f"the run was stopped by {name}"
             self.console.print(f"          [bold]{name}[/]: stopping; running jobs commit a checkpoint and end",
                                highlight=False)
-        if self.workers == 1:
-            if signum != signal.SIGTERM:  # the job in progress handles SIGTERM (xfer.preemption)
-                os.kill(os.getpid(), signal.SIGTERM)
-        else:
-            for worker in list(self._busy):
-                worker.signalled = True
-                try:
-                    os.kill(worker.process.pid, signal.SIGTERM)
-                except (ProcessLookupError, TypeError):
-                    pass
+        for worker in list(self._busy):
+            worker.signalled = True
+            try:
+                os.kill(worker.process.pid, signal.SIGTERM)
+            except (ProcessLookupError, TypeError):
+                pass
+        if self.workers == 1 and not self._busy and signum != signal.SIGTERM:
+            os.kill(os.getpid(), signal.SIGTERM)  # a job running in this process handles SIGTERM (xfer.preemption)
 
     def _handling_signals(self):
         previous = {}
@@ -262,24 +289,59 @@ class LocalRunner:
 
     def _run_sequential(self, finish, progress, steps, on_progress) -> None:
         ctx = JobContext(self.config, self.plan, self.store, self.work, self.report_dir, on_progress)
-        for job in self.plan.jobs:  # the plan lists every job after its dependencies
-            outcome = self._not_started(job)
-            if outcome is None:
-                committed = self._committed(job)
-                if isinstance(committed, Outcome):
-                    finish(committed)
-                    continue
-                if not committed:
-                    progress.update(steps, description=f"  {job.label}", completed=0, total=None)
-                    self.console.print(f"          [bold]started[/] {job.label}  [dim]({job.id})[/]",
-                                       highlight=False)
-                start = time.perf_counter()
-                try:
-                    outcome = run_job(job, ctx)
-                except TemporaryFailure as exc:
-                    self.stop_reason = self.stop_reason or _run_stopped_by(job, _stopped_reason(exc))
-                    outcome = Outcome(job, "stopped", time.perf_counter() - start, _stopped_reason(exc))
-            finish(outcome)
+        signals, interrupted = _SignalLog(), False
+        try:
+            for job in self.plan.jobs:  # the plan lists every job after its dependencies
+                outcome = self._not_started(job)
+                if outcome is None:
+                    committed = self._committed(job)
+                    if isinstance(committed, Outcome):
+                        finish(committed)
+                        continue
+                    if not committed:
+                        progress.update(steps, description=f"  {job.label}", completed=0, total=None)
+                        self.console.print(f"          [bold]started[/] {job.label}  [dim]({job.id})[/]",
+                                           highlight=False)
+                    if interrupted:  # a signal cut a job short here: imports may be half done, start afresh
+                        outcome = self._run_in_a_new_process(job)
+                    else:
+                        outcome = self._run_here(job, ctx, signals)
+                        interrupted = outcome.status == "stopped" and outcome.reason.startswith("preempted")
+                finish(outcome)
+        finally:
+            signals.close()
+
+    def _run_here(self, job: Job, ctx: JobContext, signals: _SignalLog) -> Outcome:
+        signals.take()
+        start = time.perf_counter()
+        try:
+            outcome = run_job(job, ctx)
+        except TemporaryFailure as exc:
+            outcome = Outcome(job, "stopped", time.perf_counter() - start, _stopped_reason(exc))
+        if outcome.status == "failed" and signals.take() & set(STOP_SIGNALS):
+            # SIGTERM, then a failure: a library turned the Preempted it raised into an error of its own
+            outcome = Outcome(job, "stopped", outcome.seconds, f"preempted (it failed while stopping: {outcome.reason})")
+        if outcome.status == "stopped":
+            self.stop_reason = self.stop_reason or _run_stopped_by(job, outcome.reason)
+        return outcome
+
+    def _run_in_a_new_process(self, job: Job) -> Outcome:
+        worker = _Worker(get_context("spawn"), self)
+        self._busy.append(worker)
+        try:
+            worker.conn.send(job.id)
+            worker.started = time.perf_counter()
+            wait([worker.conn, worker.process.sentinel])
+            try:
+                answer = worker.conn.recv() if worker.conn.poll() else None
+            except (EOFError, OSError):
+                answer = None
+        finally:
+            self._busy.remove(worker)
+        if answer is None:
+            return self._lost(job, time.perf_counter() - worker.started, worker.death())
+        self._retire(worker)
+        return Outcome(job, *answer[1:])
 
     def _run_parallel(self, finish) -> None:
         mp = get_context("spawn")
