@@ -1,17 +1,22 @@
 """The `xfer` command line: plan, run, job run, aggregate, config push, xtreme-score, xtreme-labels, gc (and
 the cluster commands).
 
-User mistakes print one line, `xfer: error: ...`, and exit 2; a job preempted by SIGTERM exits 75 after
-committing a checkpoint; a run with failed jobs exits 1 after the aggregate has reported what is missing.
+User mistakes and environment faults (a bad store URI or endpoint URL, an output folder that is a file, not
+writable or full) print one line, `xfer: error: ...`, and exit 2, never a traceback; a job preempted by SIGTERM
+exits 75 after committing a checkpoint; `xfer run` exits 75 when it was stopped (SIGTERM/SIGINT, or a store
+that stayed unavailable) after listing the jobs it could not finish, and 1 when a job failed, in both cases
+after the aggregate has reported what is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from xfer.errors import Preempted, TemporaryFailure, XferError
@@ -20,7 +25,60 @@ EXIT_USAGE, EXIT_FAILED = 2, 1
 
 
 def _store_uri(args, config) -> str:
-    return getattr(args, "store", None) or os.environ.get("XFER_STORE") or config.store
+    """The store: --store, else $XFER_STORE, else the config's `store` (validated with the config)."""
+    from xfer.uris import check_store_uri
+
+    if getattr(args, "store", None):
+        return check_store_uri(args.store, "--store")
+    if os.environ.get("XFER_STORE"):
+        return check_store_uri(os.environ["XFER_STORE"], "$XFER_STORE")
+    return config.store
+
+
+def _open_store(args, config):
+    from xfer.store import open_store
+    from xfer.uris import endpoint_from_env
+
+    uri = _store_uri(args, config)
+    if uri.startswith("s3://"):
+        endpoint_from_env()  # a malformed $XFER_S3_ENDPOINT_URL is one line, not boto3's traceback
+    return open_store(uri)
+
+
+# Errors of a write that name no file: a full disk or quota, a read-only or failing file system.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
+
+
+def _within(filename, folder: Path) -> bool:
+    """Whether `filename` is `folder`, inside it, or one of the folders it is to be created in."""
+    path, root = Path(os.path.abspath(os.fsdecode(filename))), Path(os.path.abspath(folder))
+    return path == root or root in path.parents or path in root.parents
+
+
+@contextmanager
+def _writing(folder: Path, what: str):
+    """Writing into `folder`: an OSError there (or a disk error naming no file) becomes one XferError line
+    naming the folder and the system's reason; any other OSError is left alone (a bug keeps its traceback)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None and not _within(exc.filename, folder):
+            raise
+        if exc.filename is None and exc.errno not in DISK_ERRNOS:
+            raise
+        where = f" ({exc.filename})" if exc.filename is not None and Path(exc.filename) != folder else ""
+        raise XferError(f"cannot write {what} {folder}{where}: {exc.strerror or exc}") from None
+
+
+def _output_folder(folder: Path, what: str) -> Path:
+    """Create the output folder `folder` before any work, or say in one line why it cannot be written."""
+    if folder.exists() and not folder.is_dir():
+        raise XferError(f"{what} {folder}: is a file, not a folder")
+    with _writing(folder, what):
+        folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise XferError(f"cannot write {what} {folder}: {os.strerror(errno.EACCES)}")
+    return folder
 
 
 def _load(args):
@@ -48,9 +106,8 @@ def _reuse(args, config):
 
 def _context(args, config, plan, report_dir=None, on_progress=None):
     from xfer.context import JobContext
-    from xfer.store import open_store
 
-    return JobContext(config, plan, open_store(_store_uri(args, config)), Path(args.work), report_dir, on_progress)
+    return JobContext(config, plan, _open_store(args, config), Path(args.work), report_dir, on_progress)
 
 
 def _print_cost(args, config, plan) -> None:
@@ -76,10 +133,10 @@ def cmd_plan(args) -> int:
     if args.stages_out:
         from xfer.plan import STAGES
 
-        out = Path(args.stages_out)
-        out.mkdir(parents=True, exist_ok=True)
-        for stage in STAGES:
-            (out / f"{stage}.json").write_text(json.dumps([job.id for job in plan.stage(stage)]))
+        out = _output_folder(Path(args.stages_out), "the stage lists folder")
+        with _writing(out, "the stage lists folder"):
+            for stage in STAGES:
+                (out / f"{stage}.json").write_text(json.dumps([job.id for job in plan.stage(stage)]))
     json.dump(plan.to_json(), sys.stdout, indent=1)
     print()
     return 0
@@ -90,7 +147,7 @@ def _write_pending(args, config, plan) -> None:
     from xfer import schedule, staging
     from xfer.store import open_store
 
-    store = open_store(_store_uri(args, config))
+    store = _open_store(args, config)
     schedule.write(schedule.pending(plan, store), Path(args.pending_out), stage=bool(staging.missing(config, store)))
 
 
@@ -105,20 +162,26 @@ def _print_report(summary: dict, report_dir: Path) -> None:
 
 def cmd_run(args) -> int:
     from xfer.runner import LocalRunner, summary_line
-    from xfer.store import open_store
 
     config, plan = _load(args)
-    report_dir = Path(args.out or f"reports/{config.name}")
-    store = open_store(_store_uri(args, config))
+    if args.workers < 1:
+        raise XferError(f"--workers {args.workers}: give at least 1")
+    report_dir = _output_folder(Path(args.out or f"reports/{config.name}"), "the report folder")
+    store = _open_store(args, config)
     runner = LocalRunner(plan, config, store, Path(args.work), report_dir, workers=args.workers)
     outcomes = runner.run()
     failed = [o for o in outcomes if o.status in ("failed", "blocked") and not o.elsewhere]
+    stopped = [o for o in outcomes if o.status == "stopped"]
     waiting = [o for o in outcomes if o.elsewhere]  # another runner holds them: a later run finishes them
     if (report_dir / "summary.json").is_file():
         _print_report(json.loads((report_dir / "summary.json").read_text()), report_dir)
     print(f"jobs: {summary_line(outcomes)}")
-    for outcome in failed + waiting:
+    for outcome in failed + stopped + waiting:
         print(f"  {outcome.status}: {outcome.job.label} ({outcome.job.id}): {outcome.reason}")
+    if stopped:
+        print(f"xfer: {len(stopped)} job(s) not finished; run the same command again to finish them",
+              file=sys.stderr)
+        return TemporaryFailure.exit_code
     return EXIT_FAILED if failed else TemporaryFailure.exit_code if waiting else 0
 
 
@@ -165,25 +228,26 @@ def cmd_aggregate(args) -> int:
     if args.config is None:
         if not extra:
             raise XferError("aggregate needs a sweep CONFIG, or --results FILE.csv, or both")
-        report_dir = Path(args.out or "reports/results")
+        report_dir = _output_folder(Path(args.out or "reports/results"), "the report folder")
         expected = [cell for table in tables for cell in report.table_cells(table)]  # each file its own seeds
-        summary = report.write_report(extra, expected, _low_resource(args.low_resource), report_dir,
-                                      title="xfer results: " + ", ".join(Path(p).name for p in args.results))
+        with _writing(report_dir, "the report folder"):
+            summary = report.write_report(extra, expected, _low_resource(args.low_resource), report_dir,
+                                          title="xfer results: " + ", ".join(Path(p).name for p in args.results))
     else:
         config, plan = _load(args)
-        report_dir = Path(args.out or f"reports/{config.name}")
-        summary = jobs.aggregate.run(plan.stage("aggregate")[0], _context(args, config, plan, report_dir),
-                                     extra_rows=extra)
+        report_dir = _output_folder(Path(args.out or f"reports/{config.name}"), "the report folder")
+        ctx = _context(args, config, plan, report_dir)
+        with _writing(report_dir, "the report folder"):
+            summary = jobs.aggregate.run(plan.stage("aggregate")[0], ctx, extra_rows=extra)
     _print_report(summary, report_dir)
     return 0
 
 
 def cmd_config_push(args) -> int:
     from xfer import config as configs
-    from xfer.store import open_store
 
     config, sha = configs.load(args.config)
-    store = open_store(_store_uri(args, config))
+    store = _open_store(args, config)
     if "://" in args.config:  # already in a store
         print(args.config)
         return 0
@@ -270,6 +334,24 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+# The path arguments of the commands, by their argparse names (a store URI is not a path: the store reports its
+# own errors).
+PATH_ARGUMENTS = {"config": "config", "out": "--out", "stages_out": "--stages-out", "work": "--work",
+                  "results": "--results", "predictions": "--predictions", "labels": "--labels"}
+
+
+def _named_path(args, exc: OSError) -> str | None:
+    """'--flag VALUE' when the OSError's file is (inside) a path the user named on the command line, else None."""
+    if exc.filename is None:
+        return None
+    for name, flag in PATH_ARGUMENTS.items():
+        values = getattr(args, name, None)
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, str) and "://" not in value and _within(exc.filename, Path(value)):
+                return f"{flag} {value}" if flag != "config" else f"config {value}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -284,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)
+    except OSError as exc:  # reading or writing a path named on the command line: the user's to fix
+        named = _named_path(args, exc)
+        if named is None:
+            raise
+        print(f"xfer: error: {exc.filename}: {exc.strerror or exc} ({named})", file=sys.stderr)
+        return EXIT_USAGE
     except XferError as exc:
         print(f"xfer: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

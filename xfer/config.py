@@ -1,7 +1,9 @@
 """Sweep configs: a YAML file validated on load into a `SweepConfig`.
 
-Every mistake (malformed YAML, a missing or misspelled field, an unknown task or language, a negative
-budget) is reported before any work starts, as one `XferError` line naming the file, the field and the value.
+Every mistake (malformed YAML, a duplicate key, a missing or misspelled field, an unknown task or language, a
+negative budget, an infinite or NaN number, a seed outside [0, 2**32), an empty or repeated list entry, a store
+URI with an unclear scheme) is reported before any work starts, as one `XferError` line naming the file, the
+field and the value. docs/validation.md lists the rules.
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ from xfer import tasks
 from xfer.errors import XferError
 from xfer.languages import LOW_RESOURCE_PRESETS
 from xfer.selection import DEFAULT_MAX_POINTS
+from xfer.uris import store_uri_problem
+
+SEED_LIMIT = 2**32  # seeds seed numpy's generator too, which takes [0, 2**32)
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: every float setting must be finite (an infinite lr trains to NaN and "scores").
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT, strict=True)]
 
 
 class Hparams(Strict):
@@ -76,7 +85,7 @@ class TinyModel(Strict):
     max_position: int = Field(514, ge=64)
     pretrain_steps: int = Field(0, ge=0)
     pretrain_lr: float = Field(5e-4, gt=0)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class ModelSpec(Strict):
@@ -106,9 +115,18 @@ def _budget(budget: int) -> int:
 
 
 def _unique(values: list) -> list:
-    if len(set(values)) != len(values):
-        raise ValueError("a value is listed twice")
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{value!r} is listed twice")
+        seen.add(value)
     return values
+
+
+def _languages(values: list[str]) -> list[str]:
+    if not values:
+        raise ValueError("an empty list of languages (omit the field, or give null, for XTREME's languages)")
+    return _unique(values)
 
 
 class Mixture(Strict):
@@ -165,7 +183,8 @@ class Intermediate(Strict):
 
 
 class Target(Strict):
-    languages: list[str] | None = Field(None, description="default: XTREME's languages for the task")
+    languages: Annotated[list[str], AfterValidator(_languages)] | None = Field(
+        None, description="default (omitted or null): XTREME's languages for the task; never empty")
     hparams: dict[str, Any] = Field(default_factory=dict)
     layer: int | None = Field(None, ge=0, description="retrieval: hidden layer to mean-pool (default 14)")
 
@@ -203,7 +222,7 @@ class SweepConfig(Strict):
     intermediate: Intermediate
     targets: dict[str, Target] = Field(min_length=1)
     target_hparams: dict[str, Any] = Field(default_factory=dict, description="overrides for every target task")
-    seeds: Annotated[list[int], AfterValidator(_unique)] = Field([1], min_length=1)
+    seeds: Annotated[list[Seed], AfterValidator(_unique)] = Field([1], min_length=1)
     store: str = "file://.xfer/store"
     low_resource: str | list[str] = "panx-1k"
     retrieval_layer: int = Field(14, ge=0)
@@ -230,14 +249,26 @@ class SweepConfig(Strict):
                                      f"(XTREME's: {' '.join(task.languages)})")
         return targets
 
+    @field_validator("store")
+    @classmethod
+    def _store(cls, uri: str) -> str:
+        problem = store_uri_problem(uri)
+        if problem:
+            raise ValueError(problem)
+        return uri
+
     @field_validator("low_resource")
     @classmethod
     def _low_resource(cls, value: str | list[str]) -> str | list[str]:
         if isinstance(value, str) and value not in LOW_RESOURCE_PRESETS:
             raise ValueError(f"unknown preset {value!r} (presets: {', '.join(LOW_RESOURCE_PRESETS)}; "
                              f"or give a list of language codes)")
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty list of languages (give a preset or at least one language code)")
         if isinstance(value, list) and "en" in value:
             raise ValueError("English is the training language and cannot be low-resource")
+        if isinstance(value, list):
+            _unique(value)
         return value
 
     @model_validator(mode="after")
@@ -300,10 +331,31 @@ def _one_line(path: str, err: ValidationError) -> str:
     return f"{path}: {where}: {msg}{shown}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader, but a key given twice in one mapping is an error (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: its keys may be overridden here
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:  # an unhashable key: SafeLoader reports it
+                continue
+            if key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given on line {first_line[key]})",
+                    key_node.start_mark)
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse(text: str, source: str) -> SweepConfig:
     """Validate YAML text; `source` names it in error messages."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -317,16 +369,33 @@ def parse(text: str, source: str) -> SweepConfig:
         raise XferError(_one_line(source, exc)) from None
 
 
+def _decode(data: bytes, source: str) -> str:
+    """UTF-8 text with universal newlines (as Path.read_text gives it); not UTF-8 -> one line with the offset."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise XferError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def load(ref: str) -> tuple[SweepConfig, str]:
     """Load a config from a local path or a store URI; returns (config, sha256 of its text)."""
     if "://" in ref:
         from xfer.store import open_store
+        from xfer.uris import check_store_uri
 
         base, _, key = ref.rpartition("/")
-        text = open_store(base).get_bytes(key).decode("utf-8")
+        check_store_uri(base, f"config {ref!r}: store URI")
+        text = _decode(open_store(base).get_bytes(key), ref)
     else:
         path = Path(ref)
+        if path.is_dir():
+            raise XferError(f"{ref}: is a folder, not a config file")
         if not path.is_file():
             raise XferError(f"config file not found: {ref}")
-        text = path.read_text(encoding="utf-8")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise XferError(f"{ref}: cannot read the config ({exc.strerror})") from None
+        text = _decode(data, ref)
     return parse(text, ref), hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -207,7 +207,7 @@ def _read_pairs(path: Path) -> set[tuple[str, str]]:
 def _read_indices(path: Path) -> list[int]:
     lines = _read_lines(path)
     for n, line in enumerate(lines, 1):
-        if not line.isdigit():
+        if not (line.isascii() and line.isdigit()):  # isdigit() alone takes "²", which int() refuses
             raise XferError(f"{path}: line {n}: expected a target sentence index, got {line!r}")
     return [int(line) for line in lines]
 
