@@ -315,10 +315,8 @@ def test_a_sigterm_while_loading_stays_a_preemption(tmp_path, monkeypatch):
         DataSource("hub").load(MNLI, MNLI.train)
 
 
-# ---- labels (xfer/formats/common.py is the lead's: this test waits for the change described in the report) ----
+# ---- labels ----
 
-@pytest.mark.xfail(strict=True, reason="label_ids change requested from the lead (validation report); "
-                                       "remove this mark when it is applied")
 @pytest.mark.parametrize("values, row, shown", [([0, 1, -2], 2, "-2"), ([0, 1.5], 1, "1.5"), ([1.0], 0, "1.0"),
                                                 ([0, 2, 3], 2, "3"), (["1.0"], 0, "'1.0'"), ([True], 0, "True")])
 def test_labels_out_of_range_or_not_integers_name_dataset_split_row_and_value(values, row, shown):
@@ -327,4 +325,4 @@ def test_labels_out_of_range_or_not_integers_name_dataset_split_row_and_value(va
     assert label_ids(MNLI, MNLI.train, [0, 2, -1, "1"]) == [0, 2, -1, 1]
     with pytest.raises(XferError) as err:
         label_ids(MNLI, MNLI.train, values)
-    assert str(err.value).startswith(f"nyu-mll/glue train row {row}: label {shown} ")
+    assert str(err.value).startswith(f"nyu-mll/glue mnli train row {row}: label {shown} ")

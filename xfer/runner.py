@@ -347,24 +347,27 @@ class LocalRunner:
                     if isinstance(committed, Outcome):
                         finish(committed)
                         continue
-                    if not committed:
+                    def started(job=job) -> None:  # once it holds its lease and is about to run here
                         progress.update(steps, description=f"  {job.label}", completed=0, total=None)
                         self.console.print(f"          [bold]started[/] {job.label}  [dim]({job.id})[/]",
                                            highlight=False)
+
                     if interrupted:  # a signal cut a job short here: imports may be half done, start afresh
+                        if not committed:
+                            started()
                         outcome = self._run_in_a_new_process(job)
                     else:
-                        outcome = self._run_here(job, ctx, signals)
+                        outcome = self._run_here(job, ctx, signals, started)
                         interrupted = outcome.status == "stopped" and outcome.reason.startswith("preempted")
                 finish(outcome)
         finally:
             signals.close()
 
-    def _run_here(self, job: Job, ctx: JobContext, signals: _SignalLog) -> Outcome:
+    def _run_here(self, job: Job, ctx: JobContext, signals: _SignalLog, on_start=None) -> Outcome:
         signals.take()
         start = time.perf_counter()
         try:
-            outcome = run_job(job, ctx)
+            outcome = run_job(job, ctx, on_start=on_start)
         except TemporaryFailure as exc:
             outcome = Outcome(job, "stopped", time.perf_counter() - start, _stopped_reason(exc))
         if outcome.status == "failed" and signals.take() & set(STOP_SIGNALS):
