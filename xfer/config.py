@@ -184,6 +184,15 @@ class Selection(Strict):
                                                          "chosen ones (same results; for studying checkpoints)")
 
 
+class Report(Strict):
+    """The report's statistics (`xfer.report.paired`): the paired bootstrap over test examples against the
+    budget-0 baseline."""
+
+    bootstrap_resamples: int = Field(2000, ge=1000, le=10000, description="resamples of the paired bootstrap")
+    bootstrap_seed: int = Field(0, ge=0, lt=2**32, description="its RNG seed: the same results give the same "
+                                                               "intervals")
+
+
 class SweepConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     model: ModelSpec
@@ -197,6 +206,7 @@ class SweepConfig(Strict):
     retrieval_layer: int = Field(14, ge=0)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     selection: Selection = Selection()
+    report: Report = Report()
 
     _target_hparams = field_validator("target_hparams")(classmethod(lambda cls, v: _check_hparam_overrides(v)))
 

@@ -246,6 +246,22 @@ def f1_of_counts(tp, predicted, gold):
     return 100.0 * _ratio(2.0 * precision * recall, denominator)
 
 
+def metrics_of_sums(kind: str, sums: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """Every metric of a `kind` from its per-example arrays summed over a resample of `n` examples (each sum an
+    array: one value per resample), in percent; the same definitions as `metrics`, vectorised."""
+    if kind == "accuracy":
+        return {"accuracy": 100.0 * np.asarray(sums["correct"], dtype=np.float64) / n}
+    if kind == "qa":
+        return {name: 100.0 * np.asarray(sums[name], dtype=np.float64) / n for name in ("exact_match", "f1")}
+    tp, predicted, gold = sums["true_positives"], sums["predicted"], sums["gold"]
+    out = {"f1": f1_of_counts(tp, predicted, gold)}
+    if kind == "pairs":
+        out.update(precision=100.0 * _ratio(tp, predicted), recall=100.0 * _ratio(tp, gold))
+    else:
+        out["token_accuracy"] = 100.0 * _ratio(sums["tokens_correct"], sums["tokens"])
+    return out
+
+
 def metrics(scores: ExampleScores) -> dict[str, float]:
     """The job's metrics (percent) from the per-example scores, computed as its scorer computes them."""
     a = scores.arrays

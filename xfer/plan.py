@@ -244,5 +244,6 @@ def build_plan(cfg: SweepConfig, config_sha256: str = "") -> Plan:
     plan.add("aggregate", {
         "name": cfg.name, "cells": cells,
         "low_resource": {"name": low_name, "languages": sorted(low_langs), "criterion": criterion},
+        "report": cfg.report.model_dump(),
     }, tuple(cell["job"] for cell in cells))
     return plan

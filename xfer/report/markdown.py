@@ -147,10 +147,117 @@ def _body_markdown(summary: dict, heading: str) -> list[str]:
         lines += ["Averages not computed (null in summary.json), and why:", "", *not_computed, ""]
     lines += [f"{heading} Missing cells", ""]
     missing = [row for row in rows if row["missing"]]
-    if missing:
-        lines += [f"- {row['intermediate_task']} @ {row['budget']}: {', '.join(row['missing'])}" for row in missing]
-    else:
+    for row in missing:
+        reasons = row.get("missing_reasons", {})
+        where = f"- {row['intermediate_task']} @ {row['budget']}: "
+        plain = [label for label in row["missing"] if label not in reasons]
+        if plain:
+            lines.append(where + ", ".join(plain))
+        by_reason: dict[str, list[str]] = {}
+        for label in row["missing"]:
+            if label in reasons:
+                by_reason.setdefault(reasons[label], []).append(label)
+        lines += [f"{where}{', '.join(labels)}: {reason}" for reason, labels in by_reason.items()]
+    if not missing:
         lines.append("None.")
+    lines.append("")
+    return lines
+
+
+def _fmt_delta(stat: dict | None) -> str:
+    """"+1.2 [-0.3, +2.8]": a difference and its interval; "+1.2": no interval; "—": no difference."""
+    if not stat or stat.get("delta") is None:
+        return "—"
+    text = f"{stat['delta']:+.1f}"
+    if stat.get("ci95"):
+        text += f" [{stat['ci95'][0]:+.1f}, {stat['ci95'][1]:+.1f}]"
+    return text + (" partial" if stat.get("label") else "")
+
+
+def _fmt_p(stat: dict | None) -> str:
+    if not stat or stat.get("p_value") is None:
+        return "—"
+    return f"{stat['p_value']:.3f}" if stat["p_value"] >= 0.001 else "<0.001"
+
+
+def _compact(labels: list[str]) -> str:
+    """"xnli/de/seed=1", ... -> "xnli: de en; panx: sw" (seeds named when there are several)."""
+    parsed = [label.rsplit("/seed=", 1) for label in labels]
+    several = len({seed for _, seed in parsed}) > 1
+    by_task: dict[str, list[str]] = {}
+    for cell, seed in parsed:
+        task, lang = cell.split("/", 1)
+        by_task.setdefault(task, []).append(f"{lang}/seed={seed}" if several else lang)
+    return "; ".join(f"{task}: {' '.join(langs)}" for task, langs in by_task.items())
+
+
+def _unavailable_lines(row: dict) -> list[str]:
+    out = []
+    for reason, labels in row["unavailable"].items():
+        mine = [label for label in labels if not label.startswith("baseline ")]
+        base = [label.removeprefix("baseline ") for label in labels if label.startswith("baseline ")]
+        parts = ([_compact(mine)] if mine else []) + ([f"baseline: {_compact(base)}"] if base else [])
+        out.append(f"- {row['intermediate_task']} @ {row['budget']}: {reason}: {'; '.join(parts)}")
+    return out
+
+
+GROUP_NAMES = {"low_resource": "low-res", "high_resource": "high-res", "overall": "overall"}
+
+
+def _paired_markdown(summary: dict) -> list[str]:
+    from xfer.report.figures import SCATTER_FILE, heatmap_file
+
+    paired = summary["paired"]
+    rows = paired["rows"]
+    lines = ["## Differences from the budget-0 baseline", ""]
+    if paired["no_baseline"]:
+        lines += [f"No budget-0 row to compare with: {', '.join(paired['no_baseline'])}.", ""]
+    if not rows:
+        return lines
+    tasks = _task_columns(summary)
+    keys = ("low_resource", "high_resource", "overall", *HEADLINES)
+    header = ["intermediate task", "budget", *tasks, "low-res", "high-res", "overall", "avg over tasks",
+              "avg over categories"]
+    lines += [f"Each intermediate task and budget against its budget-0 row, in points: the difference [95% "
+              f"interval]. Method: {paired['method']}. p-value: {paired['p_value']}. \"—\": a cell it needs "
+              "is missing; a difference without an interval: see \"Intervals not computed\" below. \"partial\": "
+              "a headline average over the tasks present (see the headline table above).", ""]
+    lines += _markdown_table(header, [[r["intermediate_task"], str(r["budget"]),
+                                       *(_fmt_delta(r["tasks"].get(t)) for t in tasks),
+                                       *(_fmt_delta(r[k]) for k in keys)] for r in rows])
+    lines += ["", "p-values:", ""]
+    lines += _markdown_table(header, [[r["intermediate_task"], str(r["budget"]),
+                                       *(_fmt_p(r["tasks"].get(t)) for t in tasks),
+                                       *(_fmt_p(r[k]) for k in keys)] for r in rows])
+    itasks = sorted({r["intermediate_task"] for r in rows})
+    lines += ["", "Per language (the mean over the tasks evaluating it) and per cell: `summary.json`, "
+              "`paired.rows[].languages` and `.cells`; with several seeds, each seed against the baseline's same "
+              "seed: `.per_seed`. Heatmaps (language x budget): " +
+              ", ".join(f"[{heatmap_file(t)}]({heatmap_file(t)})" for t in itasks) +
+              f"; each language's difference at the best budget against its resource size: "
+              f"[{SCATTER_FILE}]({SCATTER_FILE}).", ""]
+    unavailable = [line for r in rows for line in _unavailable_lines(r)]
+    if unavailable:
+        lines += ["Intervals not computed (the difference is still given), and why:", "", *unavailable, ""]
+    lines += ["## Dose-response", "",
+              f"Per intermediate task and language group: the slope of the difference against the budget, in "
+              f"{paired['slope_unit']}, its 95% interval and p-value from the same resamples; the budget with the "
+              "best mean difference (budget 0 counting as 0) and the share of resamples in which it is best.", ""]
+    body = []
+    for entry in paired["dose_response"]:
+        slope = {"delta": entry["slope"], "ci95": entry["slope_ci95"], "p_value": entry["slope_p_value"]}
+        best = "—" if entry["best_budget"] is None else f"{entry['best_budget']} ({entry['best_delta']:+.1f})"
+        share = "—" if entry["best_share"] is None else f"{entry['best_share']:.2f}"
+        body.append([entry["intermediate_task"], GROUP_NAMES[entry["group"]],
+                     ", ".join(map(str, entry["budgets"])), ", ".join(_fmt(d) if d is None else f"{d:+.1f}"
+                                                                    for d in entry["deltas"]),
+                     _fmt_delta(slope), _fmt_p(slope), best, share])
+    lines += _markdown_table(["intermediate task", "group", "budgets", "differences", "slope [95% interval]", "p",
+                              "best budget (difference)", "best in share of resamples"], body)
+    notes = sorted({f"- {e['intermediate_task']} {GROUP_NAMES[e['group']]}: {e['reason']}"
+                    for e in paired["dose_response"] if e.get("reason")})
+    if notes:
+        lines += ["", "Not computed, and why:", "", *notes]
     lines.append("")
     return lines
 
@@ -162,6 +269,10 @@ def render_markdown(summary: dict) -> str:
              "(EM + F1) / 2); overall: the mean of the task scores. \"—\": a cell it needs is missing; nothing is "
              "averaged over a subset.", ""]
     lines += _body_markdown(summary, "##")
+    if summary.get("paired"):
+        lines += _paired_markdown(summary)
+    if summary.get("oracle_selection"):
+        lines += [f"Oracle selection: {summary['oracle_selection']}", ""]
     oracle = summary.get("oracle")
     if oracle:
         lines += ["## Oracle selection", "", f"**{ORACLE_LABEL[0].upper() + ORACLE_LABEL[1:]}.** For each target "
@@ -172,10 +283,12 @@ def render_markdown(summary: dict) -> str:
                   "averages as above.", ""]
         default_used = oracle.get("default_selection_used", {})
         if default_used:
-            lines += ["These use the default (English-dev) selection, having no target-language dev set:", "",
+            lines += ["These keep the default (English-dev) selection:", "",
                       *(f"- {reason}: {', '.join(items)}" for reason, items in default_used.items()), ""]
         lines += _body_markdown(oracle, "###")
-    lines += ["Low- and high-resource averages against the step budget, with their 95% intervals over seeds: "
+    bands = ("paired 95% intervals of the difference from budget 0 where there are per-example scores, else "
+             "95% intervals over seeds" if summary.get("paired") else "95% intervals over seeds")
+    lines += [f"Low- and high-resource averages against the step budget, with their {bands}: "
               "[plot.png](plot.png)", ""]
     return "\n".join(lines)
 

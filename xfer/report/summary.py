@@ -16,12 +16,12 @@ headline averages but not for the low-/high-resource averages, which are then No
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from xfer.errors import XferError
 from xfer.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, seed_statistics
-from xfer.report.table import (AVG, ENGLISH, TASK_METRICS, _TASK_ORDER, Cell, LowResourceSet, _cells, _check_row,
-                               _expected_cells, _pair_key)
+from xfer.report.table import (AVG, ENGLISH, TASK_METRICS, _TASK_ORDER, Cell, LowResourceSet, _expected_cells,
+                               _pair_key, cell_values)
 from xfer.xtreme import CATEGORIES, headline
 
 ORACLE_LABEL = ("oracle selection on target-language dev sets — an upper bound, not a model-selection method "
@@ -34,7 +34,6 @@ def _mean(values: list[float | None]) -> float | None:
     if not values or any(v is None for v in values):
         return None
     return math.fsum(values) / len(values)
-
 
 
 def _partial_label(entry: dict) -> str:
@@ -51,14 +50,16 @@ def _headline_value(out: dict, key: str) -> float | None:
 
 
 def _summarize_run(itask: str, budget: int, run_cells: list[Cell], tasks: list[str], score,
-                   low_resource: LowResourceSet, avg_tasks: list[str]) -> dict:
+                   low_resource: LowResourceSet, avg_tasks: list[str], reasons: Mapping[Cell, str]) -> dict:
     """One row of the summary. `avg_tasks`: the tasks this row's own results give as `avg` (an `avg` cell that
-    is only expected, because no row gives the task per language, is missing and feeds no low/high average)."""
+    is only expected, because no row gives the task per language, is missing and feeds no low/high average);
+    `reasons`: why a cell is missing, where that is known."""
     seeds = sorted({c.seed for c in run_cells})
     pairs = sorted({(c.target_task, c.language) for c in run_cells}, key=_pair_key)
     by_seed = {pair: [score(Cell(itask, budget, s, *pair)) for s in seeds] for pair in pairs}
-    missing = sorted(Cell(itask, budget, s, *pair).label()
-                     for pair, values in by_seed.items() for s, v in zip(seeds, values) if v is None)
+    missing_cells = sorted((Cell(itask, budget, s, *pair) for pair, values in by_seed.items()
+                            for s, v in zip(seeds, values) if v is None), key=Cell.label)
+    missing = [c.label() for c in missing_cells]
     low_pairs = [p for p in pairs if p[1] in low_resource.languages]
     high_pairs = [p for p in pairs if p[1] not in low_resource.languages and p[1] not in (ENGLISH, AVG)]
     not_computed = {}
@@ -118,6 +119,7 @@ def _summarize_run(itask: str, budget: int, run_cells: list[Cell], tasks: list[s
         "task_languages": task_languages,
         "not_computed": not_computed,
         "missing": missing,
+        "missing_reasons": {c.label(): reasons[c] for c in missing_cells if c in reasons},
     }
 
 
@@ -127,15 +129,23 @@ STATISTICS_NOTE = (f"Each seed's averages (task scores, low-/high-resource, over
                    f"replacement, RNG seed {BOOTSTRAP_SEED}). With one seed, std and ci95 are null.")
 
 
-def summarize(rows: Iterable[dict], expected: Iterable[Cell] | None, low_resource: LowResourceSet) -> dict:
+def summarize(rows: Iterable[dict], expected: Iterable[Cell] | None, low_resource: LowResourceSet,
+              shared_baseline: Iterable[str] = (), missing_reasons: Mapping[Cell, str] | None = None) -> dict:
     """Per (intermediate task, budget): task scores, low-/high-resource and overall averages, XTREME's headline
-    averages, statistics over seeds, missing cells. `expected` None: the full cross product of what the rows
-    themselves show (see the module doc)."""
-    clean = [_check_row(row, f"result row {i}") for i, row in enumerate(rows, 1)]
-    values = _cells(clean)
+    averages, statistics over seeds, missing cells (with `missing_reasons[cell]` where given). `expected` None:
+    the full cross product of what the rows themselves show (see the module doc). `shared_baseline`: the
+    intermediate tasks whose budget-0 rows are one shared run, which must be identical (a sweep's)."""
+    values = cell_values(rows, shared_baseline)
     cells = _expected_cells(values, expected)
     if not cells:
         raise XferError("nothing to report: no result rows and no expected cells")
+
+    reasons = dict(missing_reasons or {})
+    for cell in cells:
+        given = values.get(cell, {})
+        absent = [m for m in TASK_METRICS[cell.target_task] if m not in given]
+        if given and absent and cell not in reasons:
+            reasons[cell] = f"{', '.join(absent)} not given ({', '.join(given)} only)"
 
     def score(cell: Cell) -> float | None:
         got = values.get(cell, {})
@@ -151,7 +161,7 @@ def summarize(rows: Iterable[dict], expected: Iterable[Cell] | None, low_resourc
         "low_resource": low_resource.to_json(),
         "statistics": STATISTICS_NOTE,
         "rows": [_summarize_run(itask, budget, run_cells, tasks, score, low_resource,
-                                [t for t in tasks if (itask, budget, t) in gave_avg])
+                                [t for t in tasks if (itask, budget, t) in gave_avg], reasons)
                  for (itask, budget), run_cells in sorted(runs.items())],
     }
 

@@ -201,9 +201,11 @@ def _check_cell(cell: Any, where: str) -> Cell:
     return Cell(*(_check_row(row, where)[k] for k in COLUMNS[:5]))
 
 
-def _cells(rows: list[dict]) -> dict[Cell, dict[str, float]]:
-    """{cell: {metric: value}}; conflicting duplicates and a budget-0 baseline that differs between
-    intermediate tasks are errors."""
+def _cells(rows: list[dict], shared_baseline: Iterable[str] = ()) -> dict[Cell, dict[str, float]]:
+    """{cell: {metric: value}}; conflicting duplicates are errors, and so is a budget-0 baseline that differs
+    between the intermediate tasks of `shared_baseline` (a sweep's: its budget 0 is one shared run). Every other
+    intermediate task is its own system (a published table's row), with its own budget-0 numbers."""
+    shared = set(shared_baseline)
     values: dict[Cell, dict[str, float]] = {}
     baseline: dict[tuple, tuple[str, float]] = {}
     for i, row in enumerate(rows, 1):
@@ -213,7 +215,7 @@ def _cells(rows: list[dict]) -> dict[Cell, dict[str, float]]:
         if old != row["value"]:
             raise XferError(f"result row {i}: {cell.intermediate_task}@{cell.budget} {cell.label()} "
                             f"{row['metric']} is both {old!r} and {row['value']!r}")
-        if cell.budget == 0:
+        if cell.budget == 0 and cell.intermediate_task in shared:
             key = (cell.seed, cell.target_task, cell.language, row["metric"])
             first = baseline.setdefault(key, (cell.intermediate_task, row["value"]))
             if first[1] != row["value"]:
@@ -221,6 +223,11 @@ def _cells(rows: list[dict]) -> dict[Cell, dict[str, float]]:
                                 f"{first[1]!r} for {first[0]} but {row['value']!r} for {cell.intermediate_task}; "
                                 f"it is one shared run and must be identical")
     return values
+
+
+def cell_values(rows: Iterable[dict], shared_baseline: Iterable[str] = ()) -> dict[Cell, dict[str, float]]:
+    """{cell: {metric: value}} of result rows, checked (see `_cells`)."""
+    return _cells([_check_row(row, f"result row {i}") for i, row in enumerate(rows, 1)], shared_baseline)
 
 
 def _expected_cells(values: dict[Cell, dict[str, float]], expected: Iterable[Cell] | None) -> set[Cell]:
