@@ -117,7 +117,7 @@ def language_order(languages, low: set[str]) -> list[tuple[str, list[str]]]:
     langs = set(languages)
     groups = [("low-resource", sorted((lang for lang in langs if lang in low), key=key)),
               ("high-resource", sorted((lang for lang in langs if lang not in low and lang != ENGLISH), key=key)),
-              ("English (training language)", [ENGLISH] if ENGLISH in langs else [])]
+              ("training language", [ENGLISH] if ENGLISH in langs else [])]
     return [(name, members) for name, members in groups if members]
 
 
@@ -139,7 +139,7 @@ def heatmap(summary: dict, itask: str):
     values = np.array([[r["languages"].get(lang, {}).get("delta") for r in rows] for lang in order], dtype=float)
     finite = values[np.isfinite(values)]
     half = float(np.max(np.abs(finite))) if finite.size and np.max(np.abs(finite)) > 0 else 1.0
-    fig = Figure(figsize=(2.2 + 1.1 * len(rows), 1.8 + 0.32 * len(order)), layout="constrained")
+    fig = Figure(figsize=(3.6 + 1.1 * len(rows), 1.8 + 0.32 * len(order)), layout="constrained")
     ax = fig.subplots()
     cmap = _diverging()
     mesh = ax.pcolormesh(np.ma.masked_invalid(values), cmap=cmap, norm=CenteredNorm(vcenter=0.0, halfrange=half),
@@ -152,7 +152,7 @@ def heatmap(summary: dict, itask: str):
                 continue
             star = _excludes_zero(stat)
             ax.text(j + 0.5, i + 0.5, f"{stat['delta']:+.1f}" + ("*" if star else ""), ha="center", va="center",
-                    fontsize=8, color="black")
+                    fontsize=8, color="white" if abs(stat["delta"]) > 0.6 * half else "black")
     ax.set_xticks(np.arange(len(rows)) + 0.5, [str(r["budget"]) for r in rows])
     ax.set_yticks(np.arange(len(order)) + 0.5,
                   [f"{lang} ({_size_label(PANX_TRAIN_SIZE.get(lang))})" for lang in order])
@@ -161,12 +161,12 @@ def heatmap(summary: dict, itask: str):
     for name, members in groups:
         if start:
             ax.axhline(start, color="black", linewidth=1.5)
-        ax.text(len(rows) + 0.1, start + len(members) / 2, name, rotation=-90, ha="left", va="center", fontsize=8)
+        ax.text(len(rows) + 0.08, start + len(members) / 2, name, ha="left", va="center", fontsize=8)
         start += len(members)
     ax.set_xlabel("intermediate-task training steps")
     ax.set_ylabel("language (PAN-X training sentences)")
     ax.set_title(f"{itask}: difference from budget 0 by language\n(mean over the tasks evaluating it)", fontsize=10)
-    colorbar = fig.colorbar(mesh, ax=ax, pad=0.12)
+    colorbar = fig.colorbar(mesh, ax=ax, pad=0.16)
     colorbar.set_label("difference from budget 0 (points)")
     resampled = any(r["languages"][lang].get("ci95") for r in rows for lang in r["languages"])
     note = ("*: the paired 95% bootstrap interval excludes 0" if resampled else
@@ -192,6 +192,20 @@ def best_budgets(summary: dict) -> dict[str, int]:
     return out
 
 
+def _spread(languages: set[str]) -> dict[str, float]:
+    """Each language's x position: its PAN-X size, languages of the same size spread over a factor of 1.5
+    around it (many have 20,000 sentences), in code order."""
+    by_size: dict[int, list[str]] = {}
+    for lang in sorted(languages):
+        if lang in PANX_TRAIN_SIZE:
+            by_size.setdefault(PANX_TRAIN_SIZE[lang], []).append(lang)
+    out = {}
+    for size, langs in by_size.items():
+        for i, lang in enumerate(langs):
+            out[lang] = size * 1.5 ** ((i + 0.5) / len(langs) - 0.5) if len(langs) > 1 else float(size)
+    return out
+
+
 def scatter(summary: dict):
     """Each language's difference at each intermediate task's best budget against its PAN-X training-set size."""
     from matplotlib.figure import Figure
@@ -202,9 +216,10 @@ def scatter(summary: dict):
     fig = Figure(figsize=(8.5, 5), layout="constrained")
     ax = fig.subplots()
     unknown: set[str] = set()
+    spread = _spread({lang for itask, budget in best.items() for lang in paired[(itask, budget)]["languages"]})
     for k, (itask, budget) in enumerate(sorted(best.items())):
         languages = paired[(itask, budget)]["languages"]
-        points = [(PANX_TRAIN_SIZE[lang] * (1 + 0.08 * k), stat, lang) for lang, stat in sorted(languages.items())
+        points = [(spread[lang] * (1 + 0.04 * k), stat, lang) for lang, stat in sorted(languages.items())
                   if lang in PANX_TRAIN_SIZE and stat["delta"] is not None]
         unknown |= {lang for lang in languages if lang not in PANX_TRAIN_SIZE}
         if not points:
@@ -222,8 +237,9 @@ def scatter(summary: dict):
                    label=f"low-resource ({low['name']}): at most {max(low_sizes):,} sentences")
     ax.set_xscale("log")
     ax.set_xlabel("PAN-X training sentences of the language (log scale; the low-resource criterion)")
-    ax.set_ylabel("difference from budget 0 (points; mean over the language's tasks)")
-    ax.set_title("Change at each intermediate task's best budget against resource size", fontsize=10)
+    ax.set_ylabel("difference from budget 0 (points)")
+    ax.set_title("Change at each intermediate task's best budget against resource size\n(each language: the mean "
+                 "over the tasks evaluating it)", fontsize=10)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)

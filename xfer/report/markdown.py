@@ -6,7 +6,7 @@ import io
 
 from xfer.report.stats import BOOTSTRAP_RESAMPLES
 from xfer.report.summary import HEADLINES, ORACLE_LABEL, _headline_value
-from xfer.report.table import AVG, EXPLICIT, ORACLE_FILE
+from xfer.report.table import _TASK_ORDER, AVG, EXPLICIT, ORACLE_FILE
 from xfer.xtreme import CATEGORIES, TASK_LANGUAGES
 
 def _fmt(value: float | None) -> str:
@@ -188,7 +188,7 @@ def _compact(labels: list[str]) -> str:
     for cell, seed in parsed:
         task, lang = cell.split("/", 1)
         by_task.setdefault(task, []).append(f"{lang}/seed={seed}" if several else lang)
-    return "; ".join(f"{task}: {' '.join(langs)}" for task, langs in by_task.items())
+    return "; ".join(f"{task}: {' '.join(by_task[task])}" for task in sorted(by_task, key=_TASK_ORDER.get))
 
 
 def _unavailable_lines(row: dict) -> list[str]:
