@@ -118,6 +118,7 @@ def collect(params: dict, store) -> dict:
         results, files, problem = cache[prefix]
         if results is None:
             out["missing_reasons"].update({c: problem or NOT_COMMITTED for c in cells})
+            out["examples"].update({c: problem or NOT_COMMITTED for c in cells})
             continue
         try:
             mine = _task_results(results, task)
@@ -125,8 +126,9 @@ def collect(params: dict, store) -> dict:
             oracle = mine.get("oracle")
             best_of = {lang: _metrics((oracle or {}).get(lang), task, lang, "oracle") for lang in cell["languages"]}
         except Unreadable as exc:
-            out["missing_reasons"].update(
-                {c: f"results.json of job {cell['job']} unreadable: {exc}" for c in cells})
+            reason = f"results.json of job {cell['job']} unreadable: {exc}"
+            out["missing_reasons"].update({c: reason for c in cells})
+            out["examples"].update({c: reason for c in cells})
             continue
         selection = mine.get("selection")
         ran = selection is not None and selection.get("oracle_pass", True)  # older target jobs always ran it

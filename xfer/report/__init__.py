@@ -1,10 +1,12 @@
 """The sweep report: result rows (one metric, one language, one cell) -> results.csv, summary.md, summary.json
-and plot.png, scored XTREME style.
+and the figures, scored XTREME style.
 
 - `table`: the results.csv format, row validation, cells and the cells a report expects, the low-resource set;
 - `summary`: per (intermediate task, budget) the task scores, low-/high-resource, overall and headline
-  averages, seed statistics (`stats`) and missing cells;
-- `markdown`: summary.md and the terminal table; `figures`: plot.png.
+  averages, seed statistics (`stats`) and missing cells with their reasons;
+- `paired`: the differences from the budget-0 baseline with paired-bootstrap intervals over test examples, and
+  the dose-response;
+- `markdown`: summary.md and the terminal table; `figures`: plot.png, the heatmaps and the scatter.
 
 The oracle model selection (target-language dev sets, an upper bound) is reported separately, with the same
 averages, in `results_oracle.csv` and the summary's "oracle" section.

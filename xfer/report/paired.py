@@ -25,6 +25,11 @@ per-example values of every run (examples x runs), so a sweep's ~100M scored exa
 per-example values share one column, which makes the difference of two identical runs exactly 0 in every
 replicate. A cell without usable per-example scores (none recorded, unreadable, or not reproducing its job's
 metrics) has the point estimate without an interval, and its reason is listed.
+
+Written here rather than with `scipy.stats.bootstrap` (the tests' reference): scipy draws anew for each call and
+gathers every sample array per replicate, while the report needs one draw per (task, language) shared by all of a
+sweep's runs, the replicates of every (task, language) kept to form averages and slopes per replicate, and the
+seeds resampled jointly with the baseline's; one counts-matrix product per (task, language) does all of that.
 """
 
 from __future__ import annotations
