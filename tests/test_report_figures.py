@@ -132,3 +132,12 @@ def test_the_report_links_its_figures(tmp_path, sweep):
     # a later report of one intermediate task removes the other's heatmap
     write_report([r for r in sweep.rows if r["intermediate_task"] == "mnli"], None, LOW, out, title="t")
     assert not (out / "heatmap-squad.png").exists() and (out / "heatmap-mnli.png").exists()
+
+
+def test_results_given_only_as_task_averages_get_no_heatmap(tmp_path):
+    rows = [{"intermediate_task": "sys", "budget": budget, "seed": 0, "target_task": "xnli", "language": "avg",
+             "metric": "accuracy", "value": value} for budget, value in ((0, 79.2), (100, 80.2))]
+    summary = write_report(rows, None, LOW, tmp_path, title="t")
+    assert summary["paired"]["rows"][0]["tasks"]["xnli"]["delta"] == pytest.approx(1.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plot.png", "results.csv", "summary.json", "summary.md"]
+    assert "heatmap" not in (tmp_path / "summary.md").read_text()

@@ -132,7 +132,8 @@ def heatmap(summary: dict, itask: str):
     from matplotlib.colors import CenteredNorm
     from matplotlib.figure import Figure
 
-    rows = sorted((r for r in summary["paired"]["rows"] if r["intermediate_task"] == itask), key=lambda r: r["budget"])
+    rows = sorted((r for r in summary["paired"]["rows"] if r["intermediate_task"] == itask and r["languages"]),
+                  key=lambda r: r["budget"])
     low = set(summary["low_resource"]["languages"])
     groups = language_order({lang for r in rows for lang in r["languages"]}, low)
     order = [lang for _, members in groups for lang in members]
@@ -258,15 +259,20 @@ def render_plot(summary: dict, path) -> None:
     figure(summary).savefig(path, format="png", dpi=DPI)
 
 
-def render_figures(summary: dict, folder) -> list[str]:
-    """Write the heatmaps and the scatter (when the summary has paired differences) into `folder`; returns the
-    file names written."""
+def heatmap_tasks(summary: dict) -> list[str]:
+    """The intermediate tasks that get a heatmap (and, if any, the report a scatter): those with paired
+    differences of some language (rows of `avg` results only have none)."""
     rows = (summary.get("paired") or {}).get("rows", [])
+    return sorted({r["intermediate_task"] for r in rows if r["languages"]})
+
+
+def render_figures(summary: dict, folder) -> list[str]:
+    """Write the heatmaps and the scatter into `folder` (see `heatmap_tasks`); returns the file names written."""
     names = []
-    for itask in sorted({r["intermediate_task"] for r in rows}):
+    for itask in heatmap_tasks(summary):
         names.append(heatmap_file(itask))
         heatmap(summary, itask).savefig(folder / names[-1], format="png", dpi=DPI)
-    if rows:
+    if names:
         scatter(summary).savefig(folder / SCATTER_FILE, format="png", dpi=DPI)
         names.append(SCATTER_FILE)
     return names

@@ -205,7 +205,7 @@ GROUP_NAMES = {"low_resource": "low-res", "high_resource": "high-res", "overall"
 
 
 def _paired_markdown(summary: dict) -> list[str]:
-    from xfer.report.figures import SCATTER_FILE, heatmap_file
+    from xfer.report.figures import SCATTER_FILE, heatmap_file, heatmap_tasks
 
     paired = summary["paired"]
     rows = paired["rows"]
@@ -229,13 +229,16 @@ def _paired_markdown(summary: dict) -> list[str]:
     lines += _markdown_table(header, [[r["intermediate_task"], str(r["budget"]),
                                        *(_fmt_p(r["tasks"].get(t)) for t in tasks),
                                        *(_fmt_p(r[k]) for k in keys)] for r in rows])
-    itasks = sorted({r["intermediate_task"] for r in rows})
+    itasks = heatmap_tasks(summary)
     lines += ["", "Per language (the mean over the tasks evaluating it) and per cell: `summary.json`, "
               "`paired.rows[].languages` and `.cells`; with several seeds, each seed against the baseline's same "
-              "seed: `.per_seed`. Heatmaps (language x budget): " +
-              ", ".join(f"[{heatmap_file(t)}]({heatmap_file(t)})" for t in itasks) +
-              f"; each language's difference at the best budget against its resource size: "
-              f"[{SCATTER_FILE}]({SCATTER_FILE}).", ""]
+              "seed: `.per_seed`."]
+    if itasks:
+        lines[-1] += (" Heatmaps (language x budget): " + ", ".join(f"[{heatmap_file(t)}]({heatmap_file(t)})"
+                                                                  for t in itasks) +
+                      f"; each language's difference at the best budget against its resource size: "
+                      f"[{SCATTER_FILE}]({SCATTER_FILE}).")
+    lines.append("")
     unavailable = [line for r in rows for line in _unavailable_lines(r)]
     if unavailable:
         lines += ["Intervals not computed (the difference is still given), and why:", "", *unavailable, ""]
