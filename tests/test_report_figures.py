@@ -76,6 +76,8 @@ def test_heatmap_without_intervals_says_so(sweep):
     texts = [t.get_text() for t in fig.findobj(Text)]
     assert "no intervals: no per-example scores (see summary.md)" in texts
     assert not any(t.endswith("*") for t in texts)
+    scatter_notes = [t.get_text() for t in figures.scatter({**summary, "paired": paired}).findobj(Text)]
+    assert any(t.endswith("no intervals: no per-example scores (see summary.md)") for t in scatter_notes)
     (mesh,) = [c for c in fig.axes[0].collections if isinstance(c, QuadMesh)]
     assert np.all(np.isfinite(mesh.get_array()))  # the differences are there all the same
 

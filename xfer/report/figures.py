@@ -244,7 +244,10 @@ def scatter(summary: dict):
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    notes = ["best budget: the budget above 0 with the best mean overall difference; bars: paired 95% intervals"]
+    resampled = any(paired[(itask, budget)]["languages"][lang].get("ci95")
+                    for itask, budget in best.items() for lang in paired[(itask, budget)]["languages"])
+    notes = ["best budget: the budget above 0 with the best mean overall difference; " +
+             ("bars: paired 95% intervals" if resampled else "no intervals: no per-example scores (see summary.md)")]
     if unknown:
         notes.append(f"left out (no PAN-X size): {' '.join(sorted(unknown))}")
     fig.supxlabel("; ".join(notes), fontsize=8)
