@@ -6,47 +6,26 @@ A mixture (`params["mixture"]`) trains one shared encoder with one head per memb
 task drawn in proportion to the (capped) training-set sizes (`xfer.train.TaskMixture`); its budget counts
 the steps over the whole mixture.
 
-Every `checkpoint_every` steps the model and optimizer state are committed to the store (safetensors); a
-restarted job resumes from the last committed checkpoint and takes the same steps an uninterrupted run
-would. SIGTERM (preemption) commits a checkpoint and exits with code 75 so the orchestrator retries.
-On success the model (encoder and head) and its English dev score are committed to `job.output`.
+Every `checkpoint_every` steps the model, optimizer state and recent losses are committed to the store
+(`xfer.checkpoint`); a restarted job resumes from the newest committed checkpoint that verifies and takes
+the same steps, and reports the same loss, as an uninterrupted run. SIGTERM (preemption) commits a checkpoint
+and exits with code 75 so the orchestrator retries; during the final dev evaluation it commits the finished
+model as a checkpoint first. On success the model (encoder and head), its English dev score and the token
+positions it computed (`tokens`) are committed to `job.output`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from dataclasses import replace
 
-from safetensors.torch import load_file, load_model, save_file, save_model
-
-from xfer import formats, multitask, tasks
+from xfer import determinism, formats, multitask, preemption, tasks, tokens
 from xfer import model as models
+from xfer.checkpoint import Checkpoints
 from xfer.config import Hparams
-from xfer.context import log
 from xfer.errors import Preempted, XferError
-from xfer.train import StopFlag, TaskMixture, optimizer_tensors, train
-
-STEP_DIR = re.compile(r"step-(\d{8})$")
-
-
-def checkpoint_prefix(job, step: int) -> str:
-    return f"jobs/{job.id}/checkpoints/step-{step:08d}"
-
-
-def latest_checkpoint(store, job) -> int:
-    """The highest committed checkpoint step of the job (0 if none)."""
-    steps = set()
-    for key in store.list(f"jobs/{job.id}/checkpoints/"):
-        parts = key.split("/")
-        match = STEP_DIR.match(parts[-2]) if len(parts) >= 2 else None
-        if match and parts[-1] == "_COMPLETE":
-            steps.add(int(match.group(1)))
-    for step in sorted(steps, reverse=True):
-        if store.is_committed(checkpoint_prefix(job, step)):
-            return step
-    return 0
+from xfer.train import TaskMixture, train
 
 
 def _train_splits(ctx, name: str):
@@ -97,31 +76,20 @@ def run(job, ctx) -> None:
 
     work = ctx.work / job.id
     shutil.rmtree(work, ignore_errors=True)
-    start, opt_state = latest_checkpoint(ctx.store, job), None
-    if start:
-        local = work / "resume"
-        ctx.store.fetch(checkpoint_prefix(job, start), local)
-        load_model(net, local / "model.safetensors")
-        opt_state = load_file(local / "optimizer.safetensors")
-        log.info("%s: resuming from committed checkpoint at step %d", job.id, start)
+    checkpoints = Checkpoints(ctx.store, job.id, work)
+    resumed = checkpoints.resume(net)
 
-    newest = [start]  # the committed checkpoint to drop once a newer one is committed
+    def commit_checkpoint(step, model, opt, recent_losses) -> None:
+        checkpoints.commit(step, model, opt, {"recent_losses": recent_losses, "tokens": counts.as_dict()})
 
-    def commit_checkpoint(step, model, opt) -> None:
-        folder = work / f"step-{step:08d}"
-        folder.mkdir(parents=True)
-        save_model(model, folder / "model.safetensors")
-        save_file(optimizer_tensors(opt), folder / "optimizer.safetensors")
-        (folder / "state.json").write_text(json.dumps({"step": step, "job": job.id}))
-        ctx.store.commit(checkpoint_prefix(job, step), folder, meta={"job": job.id, "step": step})
-        if newest[0]:
-            ctx.store.uncommit(checkpoint_prefix(job, newest[0]))
-        newest[0] = step
-        shutil.rmtree(folder)
-
-    features = {name: [f for split, rows in loaded
-                       for f in formats.get(task.format).train_features(task, split, rows, tokenizer, hp)]
-                for name, (task, loaded) in members.items()}
+    features, notes = {}, {}
+    for name, (task, loaded) in members.items():
+        features[name] = []
+        for split, rows in loaded:
+            made = formats.get(task.format).train_features(task, split, rows, tokenizer, hp)
+            features[name] += made
+            if getattr(made, "notes", None):
+                notes.setdefault(name, {})[split.split] = made.notes
     budget = p["budget"]
     if mixture:
         data = TaskMixture(features, {name: formats.get(task.format).collate(tokenizer)
@@ -131,32 +99,38 @@ def run(job, ctx) -> None:
         collate = None
     else:
         data, collate = features[p["task"]], fmt.collate(tokenizer)
-    with StopFlag() as stop:
+    counts = tokens.TokenCounts(resumed.state.get("tokens"))
+    with counts.watching(net):
         result = train(net, data, collate, hp, budget, p["seed"], ctx.device,
-                       start_step=start, optimizer_state=opt_state,
+                       start_step=resumed.step, optimizer_state=resumed.optimizer,
+                       recent_losses=resumed.recent_losses,
                        checkpoint_every=ctx.config.intermediate.checkpoint_every,
-                       on_checkpoint=commit_checkpoint, stop=stop,
-                       on_step=lambda done, _: ctx.progress(done, budget))
-    if "stopped_at" in result:
-        raise Preempted(f"{job.id}: stopped by SIGTERM at step {result['stopped_at']}; checkpoint committed")
-
-    info = {"job": job.id, "task": p["task"], "budget": budget, "seed": p["seed"], "resumed_from": start,
-            "train_loss": result["loss"]}
+                       on_checkpoint=commit_checkpoint, on_step=lambda done: ctx.progress(done, budget))
+        info = {"job": job.id, "task": p["task"], "budget": budget, "seed": p["seed"], "resumed_from": resumed.step,
+                "train_loss": result["loss"]}
+        try:
+            with preemption.deferred():
+                if mixture:
+                    info["dev"] = {name: _dev_scores(net.heads[name], task, tokenizer, hp, ctx)
+                                   for name, (task, _) in members.items()}
+                else:
+                    info["dev"] = _dev_scores(net, task, tokenizer, hp, ctx)
+        except Preempted:  # keep the finished training: the retry only evaluates
+            if resumed.step < budget:
+                commit_checkpoint(budget, net, None, result["recent_losses"])
+            raise
     if mixture:
-        info["dev"] = {name: _dev_scores(net.heads[name], task, tokenizer, hp, ctx)
-                       for name, (task, _) in members.items()}
         info["mixture"] = {**mixture, "weights": dict(zip(data.names, data.weights.tolist())),
                            "draws": data.draws(budget)}
-    else:
-        info["dev"] = _dev_scores(net, task, tokenizer, hp, ctx)
     labels = {name: list(task.labels) for name, (task, _) in members.items() if task.labels_from_data}
     if labels:
         info["labels"] = labels
+    info["tokens"] = counts.as_dict()
+    if notes:
+        info["training_data"] = notes  # e.g. QA answers repaired or dropped
     out = work / "output"
     models.save(net.cpu(), tokenizer, out)
     (out / "xfer.json").write_text(json.dumps(info, indent=1))
-    ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind})
-    for key in ctx.store.list(f"jobs/{job.id}/checkpoints/"):
-        if key.endswith("/_COMPLETE"):
-            ctx.store.uncommit(key.rsplit("/", 1)[0])
+    ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind, "environment": determinism.environment()})
+    checkpoints.clear()
     shutil.rmtree(work, ignore_errors=True)

@@ -1,14 +1,16 @@
 """Retrieval evaluation straight from the intermediate encoder (no target training): for every language,
 mean-pool one hidden layer and retrieve the nearest English sentence by cosine similarity (Tatoeba), or mine
 sentence pairs with a threshold chosen on the language's sample gold (BUCC; `results.json` records each
-language's threshold under "thresholds")."""
+language's threshold under "thresholds"). Sentences are embedded in length-sorted batches, stopping the
+encoder at the pooled layer (bf16 on CUDA). SIGTERM ends the job at once (exit 75): it has no training to
+keep, and its retry starts over."""
 
 from __future__ import annotations
 
 import json
 import shutil
 
-from xfer import formats, tasks
+from xfer import determinism, formats, tasks, tokens
 from xfer import model as models
 from xfer.config import Hparams
 
@@ -26,17 +28,20 @@ def run(job, ctx) -> None:
     predictions = out / "predictions" / task.name
     predictions.mkdir(parents=True)
     scores, thresholds = {}, {}
-    for lang in p["languages"]:
-        rows = ctx.data.load(task, task.test, lang)
-        dev = (task.lang_dev, ctx.data.load(task, task.lang_dev, lang)) if task.retrieval == "bucc" else None
-        scores[lang], predicted = fmt.evaluate(encoder, task, task.test, rows, tokenizer, hp, ctx.device,
-                                               layer=p["layer"], lang=lang, dev=dev)
-        fmt.write_predictions(predicted, predictions / f"test-{lang}.tsv")
-        if dev is not None:
-            thresholds[lang] = predicted.threshold
-    results = {"job": job.id, "task": task.name, "layer": p["layer"], "metrics": scores}
+    counts = tokens.TokenCounts()
+    with counts.watching(encoder):
+        for lang in p["languages"]:
+            rows = ctx.data.load(task, task.test, lang)
+            dev = (task.lang_dev, ctx.data.load(task, task.lang_dev, lang)) if task.retrieval == "bucc" else None
+            scores[lang], predicted = fmt.evaluate(encoder, task, task.test, rows, tokenizer, hp, ctx.device,
+                                                   layer=p["layer"], lang=lang, dev=dev)
+            fmt.write_predictions(predicted, predictions / f"test-{lang}.tsv")
+            if dev is not None:
+                thresholds[lang] = predicted.threshold
+    results = {"job": job.id, "task": task.name, "layer": p["layer"], "metrics": scores,
+               "tokens": counts.as_dict()}
     if thresholds:
         results["thresholds"] = thresholds
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind})
+    ctx.store.commit(job.output, out, meta={"job": job.id, "kind": job.kind, "environment": determinism.environment()})
     shutil.rmtree(out, ignore_errors=True)

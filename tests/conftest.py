@@ -63,3 +63,32 @@ def s3_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class StandInHub:
+    """Answers revision lookups (xfer/revisions.py) offline: every ref of every repo resolves to a fixed fake
+    commit, sha1("<repo>@<ref>"); `calls` lists the lookups made."""
+
+    def __init__(self):
+        self.calls = []
+
+    def _info(self, repo_id, revision=None, **_):
+        import hashlib
+
+        self.calls.append((repo_id, revision))
+        return SimpleNamespace(sha=hashlib.sha1(f"{repo_id}@{revision or 'main'}".encode()).hexdigest())
+
+    dataset_info = model_info = _info
+
+
+@pytest.fixture(autouse=True)
+def stand_in_hub(monkeypatch):
+    """The Hub is unreachable in tests: plans of `data: hub` configs resolve their revisions through
+    `StandInHub`. Tests of the lookups themselves install their own (tests/test_provenance_revisions.py)."""
+    from xfer import revisions
+
+    hub = StandInHub()
+    monkeypatch.setattr(revisions, "hub_api", lambda: hub)
+    revisions.cache_clear()
+    yield hub
+    revisions.cache_clear()

@@ -154,6 +154,28 @@ def test_learning_happens(demo_run):
             assert info["dev"]["accuracy"] > 40.0  # 3 balanced classes: chance is 33.3
 
 
+def test_the_sweep_computes_little_padding(demo_run):
+    """Summed over every job of the demo sweep, counted at the encoder's forward: real token positions are at
+    least 85% of those computed in training and 90% in inference (length-grouped batches, sorted inference)."""
+    store = open_store(f"file://{demo_run['store']}")
+    totals = {"train": [0, 0], "inference": [0, 0]}
+    kinds = set()
+    for job in build_plan(load(str(DEMO))[0]).jobs:
+        if job.kind == "aggregate":
+            continue
+        name = "xfer.json" if job.kind in ("build", "intermediate") else "results.json"
+        counted = json.loads(store.read_committed(job.output, name))["tokens"]
+        kinds.add(job.kind)
+        for part, entry in counted.items():
+            assert 0 <= entry["real"] <= entry["computed"]
+            totals[part][0] += entry["real"]
+            totals[part][1] += entry["computed"]
+    assert kinds == {"build", "intermediate", "target", "retrieval"}
+    assert totals["train"][1] > 1e6 and totals["inference"][1] > 1e5  # the whole sweep's work was counted
+    assert totals["train"][0] / totals["train"][1] >= 0.85
+    assert totals["inference"][0] / totals["inference"][1] >= 0.90
+
+
 def test_every_job_committed_with_checksums(demo_run):
     store = open_store(f"file://{demo_run['store']}")
     plan = build_plan(load(str(DEMO))[0])

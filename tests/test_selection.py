@@ -133,6 +133,9 @@ targets:
 target_hparams: {lr: 2.0e-3, batch_size: 16, max_length: 64, epochs: 3, doc_stride: 16}
 seeds: [1, 2]
 """
+# the module's sweep: the oracle pass, and every point's test scores recorded (xfer's former protocol), so the
+# chosen-point test pass can be checked against them
+EVERY_POINT = CONFIG + "selection: {oracle: true, test_at_every_point: true}\n"
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +144,7 @@ def sweep(tmp_path_factory):
     seeds, the aggregate. `results` and `jobs` are keyed by (task, seed), a task's results its own section."""
     base = tmp_path_factory.mktemp("selection")
     config = base / "sweep.yaml"
-    config.write_text(CONFIG)
+    config.write_text(EVERY_POINT)
     store_uri, report = f"file://{base / 'store'}", base / "report"
     code = cli.main(["run", str(config), "--store", store_uri, "--work", str(base / "work"), "--out", str(report)])
     plan = build_plan(load_config(str(config))[0])
@@ -152,7 +155,7 @@ def sweep(tmp_path_factory):
                for job in plan.stage("evaluate") if job.id in committed for task in job.tasks}
     jobs = {(task, job.params["seed"]): job for job in plan.stage("evaluate") for task in job.tasks}
     return SimpleNamespace(code=code, report=report, results=results, jobs=jobs, store=store, base=base,
-                           committed=committed, plan=plan)
+                           committed=committed, plan=plan, store_uri=store_uri)
 
 
 def _argmax_earliest(scores):
@@ -198,6 +201,7 @@ def test_metrics_are_the_test_scores_at_the_best_english_dev_point(sweep, task, 
                / len(group) for i in range(len(history))]
         best = history[_argmax_earliest(dev)]
         assert res["selection"]["default"] == best["step"]
+        # the test pass at the chosen point, from its kept snapshot, gives that point's scores exactly
         assert res["metrics"] == best["test"] and res["dev"] == best["dev"]
         assert set(res["metrics"]) == set(sweep.jobs[(task, seed)].params["tasks"][task]["languages"])
 
@@ -271,14 +275,57 @@ def test_report_gives_both_selections_labelled(sweep):
     assert low <= main["overall"] <= high
 
 
+def test_the_default_protocol_scores_tests_only_at_chosen_points_with_the_same_results(sweep, tmp_path):
+    """Without the oracle pass and every-point test scores, each test set is evaluated once, at the default
+    point, and gives exactly the metrics the every-point protocol recorded; no target-language dev set is
+    read."""
+    from xfer import formats
+    from xfer.data import DataSource
+
+    config = tmp_path / "default.yaml"
+    config.write_text(CONFIG.replace("seeds: [1, 2]", "seeds: [1]"))
+    predicted, loaded = [], []
+    original_load = DataSource.load
+    fmt = formats.get("classification")
+    original_predict = fmt.predict
+
+    def recording_predict(model, task, encoded, *args, **kwargs):
+        predicted.append((task.name, len(encoded)))
+        return original_predict(model, task, encoded, *args, **kwargs)
+
+    def recording_load(self, task, split, lang="en"):
+        loaded.append((task.name, split.split, split.config, lang))
+        return original_load(self, task, split, lang)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fmt, "predict", recording_predict)
+        patch.setattr(DataSource, "load", recording_load)
+        assert cli.main(["run", str(config), "--store", sweep.store_uri, "--work", str(tmp_path / "work"),
+                         "--out", str(tmp_path / "report")]) == 0
+    plan = build_plan(load_config(str(config))[0])
+    job = next(j for j in plan.stage("evaluate") if j.tasks == ("xnli",))
+    res = json.loads(sweep.store.read_committed(job.output, "results.json"))["tasks"]["xnli"]
+    reference = sweep.results[("xnli", 1)]
+    assert res["metrics"] == reference["metrics"] and res["selection"]["default"] == reference["selection"]["default"]
+    assert res["oracle"] == {} and res["selection"]["oracle_pass"] is False
+    assert res["selection"]["test_evaluated_at"] == [res["selection"]["default"]]
+    assert all("test" not in r and r["lang_dev"] == {} for r in res["selection"]["history"])
+    # one English dev pass per point, then one pass per test language
+    points = len(res["selection"]["points"])
+    n_dev = sum(1 for row in _lines(BUNDLED / "nyu-mll/glue/mnli/validation_matched.jsonl") if row["label"] >= 0)
+    assert [n for task, n in predicted if task == "xnli"].count(n_dev) >= points
+    assert len([1 for task, n in predicted if task == "xnli"]) == points + 3
+    assert not [entry for entry in loaded if entry[0] == "xnli" and entry[1] == "validation" and entry[2] == "XNLI"]
+
+
 def test_selection_config_reaches_the_target_jobs():
     from xfer.config import parse
     from xfer.errors import XferError
 
-    config = parse(CONFIG + "selection: {max_points: 2}\n", "t.yaml")
+    config = parse(CONFIG + "selection: {max_points: 2, oracle: true}\n", "t.yaml")
     jobs = build_plan(config).stage("evaluate")
     xnli = next(j for j in jobs if j.tasks == ("xnli",))
-    assert xnli.params["selection"] == {"max_points": 2}
+    assert xnli.params["selection"] == {"max_points": 2, "oracle": True, "test_at_every_point": False}
     assert set(xnli.params["tasks"]["xnli"]["data"]["lang_dev"]) == {"en", "de", "sw"}  # part of the job id
     assert all(v.startswith("sha256:") for v in xnli.params["tasks"]["xnli"]["data"]["lang_dev"].values())
     qa = next(j for j in jobs if j.tasks == ("xquad", "mlqa"))
@@ -288,5 +335,8 @@ def test_selection_config_reaches_the_target_jobs():
     other = build_plan(parse(CONFIG, "t.yaml"))
     assert {j.id for j in other.stage("evaluate")}.isdisjoint(j.id for j in jobs)
     assert other.stage("build")[0].id == build_plan(config).stage("build")[0].id
+    # without the oracle pass the target-language dev sets are not read, so they are no input of the job
+    plain = next(j for j in build_plan(parse(CONFIG, "t.yaml")).stage("evaluate") if j.tasks == ("xnli",))
+    assert plain.params["tasks"]["xnli"]["data"]["lang_dev"] == {}
     with pytest.raises(XferError, match=r"t.yaml: selection.max_points: .*greater than or equal to 1"):
         parse(CONFIG + "selection: {max_points: 0}\n", "t.yaml")

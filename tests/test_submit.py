@@ -120,10 +120,47 @@ def test_dry_run_prints_a_workflow_that_fits_the_template(capsys, monkeypatch):
     assert wf["metadata"]["labels"]["xfer/config"] == DEMO_SHA[:16]
     assert wf["spec"]["workflowTemplateRef"] == {"name": TEMPLATE["metadata"]["name"]}
     params = {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]}
-    assert list(params) == [p["name"] for p in TEMPLATE["spec"]["arguments"]["parameters"]]
+    assert set(params) <= {p["name"] for p in TEMPLATE["spec"]["arguments"]["parameters"]}
     assert params == {"config": f"s3://bucket/prefix/configs/{DEMO_SHA}.yaml", "store": "s3://bucket/prefix"}
     kept = m.Workflow.model_validate(wf).model_dump(by_alias=True, exclude_none=True, mode="json")
     assert kept == wf  # every field is an Argo field
+    # what templateReferencing: Strict lets a submitted Workflow set: a template reference and arguments
+    assert set(wf["spec"]) == {"workflowTemplateRef", "arguments"}
+
+
+def test_dry_run_layout_and_grace_period(capsys):
+    code, out, _ = run(capsys, "submit", str(DEMO), "--dry-run", "--store", "s3://b", "--grace-seconds", "900",
+                       "--layout", "large")
+    wf = yaml.safe_load(out)
+    assert code == 0 and wf["spec"]["workflowTemplateRef"] == {"name": "xfer-sweep-large"}
+    assert {"name": "grace-seconds", "value": "900"} in wf["spec"]["arguments"]["parameters"]
+    code, _, err = run(capsys, "submit", str(DEMO), "--dry-run", "--store", "s3://b", "--grace-seconds", "0")
+    assert code == 2 and "--grace-seconds 0" in error_line(err)
+
+
+def test_paper_dry_run_runs_each_target_job_after_its_own_start_only(capsys, tmp_path):
+    """configs/paper.yaml (CCG from tests/data/ccg): one Workflow whose evaluate jobs wait for their own start."""
+    from xfer import config as configs, schedule
+
+    raw = yaml.safe_load((ROOT / "configs/paper.yaml").read_text())
+    raw["intermediate"]["files"] = {"ccg": str(ROOT / "tests/data/ccg")}
+    paper = tmp_path / "paper.yaml"
+    paper.write_text(yaml.safe_dump(raw))
+    code, out, _ = run(capsys, "submit", str(paper), "--dry-run", "--store", "s3://b")
+    wf = yaml.safe_load(out)
+    assert code == 0 and wf["spec"]["workflowTemplateRef"] == {"name": "xfer-sweep"}
+    start_dag = {t["name"]: t for t in {t["name"]: t for t in TEMPLATE["spec"]["templates"]}["start"]["dag"]["tasks"]}
+    assert start_dag["evaluate"]["depends"] == "intermediate"  # inside a start: its own intermediate job only
+    plan = build_plan(*configs.load(str(paper)))
+    kinds = {job.id: job.kind for job in plan.jobs}
+    groups = schedule.starts(plan)
+    assert len(groups) == 1 + len(plan.stage("intermediate"))  # the pretrained model + one per checkpoint
+    for start in groups:
+        for job_id in start.evaluate:
+            intermediate = [d for d in plan.by_id[job_id].deps if kinds[d] == "intermediate"]
+            assert intermediate == start.intermediate, plan.by_id[job_id].label
+    assert sorted(i for s in groups for i in s.intermediate + s.evaluate) == sorted(
+        j.id for j in plan.jobs if j.kind in ("intermediate", "target", "retrieval"))
 
 
 def test_dry_run_store_comes_from_env_then_config(capsys, monkeypatch):
@@ -262,6 +299,31 @@ def test_status_lists_cells_and_fails_when_a_cell_failed(capsys, argo):
     # without a name: the newest xfer workflow of the namespace
     code, out, _ = run(capsys, "status")
     assert code == 1 and f"workflow {name}" in out
+
+
+def test_status_counts_done_jobs_and_reads_a_large_sweeps_child_workflows(capsys, argo):
+    plan = build_plan(*__import__("xfer.config", fromlist=["load"]).load(str(DEMO)))
+    inter = [job.id for job in plan.stage("intermediate")]
+    name = "xfer-demo-large"
+    parent = finished_workflow(name, str(DEMO), "Failed", [("plan", "", "Succeeded", 1)])
+    parent["spec"]["workflowTemplateRef"] = {"name": "xfer-sweep-large"}
+    plan_node = next(n for n in parent["status"]["nodes"].values() if n["type"] == "Retry")
+    plan_node["templateName"] = "plan"
+    plan_node["outputs"] = {"parameters": [{"name": "summary", "value": json.dumps(
+        {"jobs": 63, "done": 61, "scheduled": 2, "starts": 2})}]}
+    start_node = {"id": "s1", "name": f"{name}.starts(0:x)", "displayName": "starts(0:x)", "type": "Pod",
+                  "templateName": "start-workflow", "phase": "Failed"}
+    parent["status"]["nodes"]["s1"] = start_node
+    child = finished_workflow(f"{name}-start-a", str(DEMO), "Failed", [("intermediate", inter[0], "Succeeded", 1),
+                                                                   ("evaluate", inter[1], "Failed", 2)])
+    fake = argo({("GET", f"/api/v1/workflows/xfer/{name}"): (200, parent),
+                 ("GET", "/api/v1/workflows/xfer"): (200, {"metadata": {}, "items": [child]})})
+    code, out, _ = run(capsys, "status", name)
+    assert code == 1
+    assert "intermediate 1/1 ok, evaluate 0/1 ok 1 failed" in out and "starts" not in out.split("\n")[0]
+    assert "61 of 63 jobs were already done, 2 scheduled" in out
+    listed = [r for r in fake.requests if r["path"] == "/api/v1/workflows/xfer"]
+    assert listed  # the children were looked up (label selector xfer/parent=<name>)
 
 
 def test_workflow_template_name_matches_argo_dir():

@@ -34,7 +34,7 @@ targets:
   tydiqa: {languages: [en, id, sw, te]}
   bucc2018: {languages: [de, fr], layer: 2}
 target_hparams: {lr: 1.0e-3, batch_size: 16, max_length: 128, epochs: 1, doc_stride: 32}
-selection: {max_points: 1}
+selection: {max_points: 1, oracle: true}
 low_resource: [sw, te, yo, kk]
 """
 
@@ -57,22 +57,30 @@ def sweep(tmp_path_factory):
         loads.append((task.name, split.config_for(task.code(lang), lang), split.split, lang))
         return original(self, task, split, lang)
 
-    qa_passes = []
-    predict_rows = span_qa.predict_rows
+    qa_passes, qa_encodings, encoded_as = [], [], {}
+    eval_set, predict = span_qa.eval_set, span_qa.predict
 
-    def recording_predict_rows(model, task, split, *args, **kwargs):
-        qa_passes.append((split.dataset, split.config, split.split))
-        return predict_rows(model, task, split, *args, **kwargs)
+    def recording_eval_set(task, split, *args, **kwargs):
+        encoded = eval_set(task, split, *args, **kwargs)
+        encoded_as[id(encoded)] = (split.dataset, split.config, split.split)
+        qa_encodings.append(encoded_as[id(encoded)])
+        return encoded
+
+    def recording_predict(model, task, encoded, *args, **kwargs):
+        qa_passes.append(encoded_as.get(id(encoded)))
+        return predict(model, task, encoded, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(DataSource, "load", recording_load)
-        patch.setattr(span_qa, "predict_rows", recording_predict_rows)
+        patch.setattr(span_qa, "eval_set", recording_eval_set)
+        patch.setattr(span_qa, "predict", recording_predict)
         code = cli.main(["run", str(config), "--store", f"file://{base / 'store'}", "--work", str(base / "work"),
                          "--out", str(base / "report")])
     store = open_store(f"file://{base / 'store'}")
     plan = build_plan(parse(CONFIG, "targets.yaml"))
     jobs = {task: job for job in plan.jobs if job.kind in ("target", "retrieval") for task in job.tasks}
-    return {"code": code, "store": store, "jobs": jobs, "loads": loads, "qa_passes": qa_passes, "base": base}
+    return {"code": code, "store": store, "jobs": jobs, "loads": loads, "qa_passes": qa_passes,
+            "qa_encodings": qa_encodings, "base": base}
 
 
 def _results(sweep, task: str) -> tuple[dict, dict]:
@@ -156,14 +164,17 @@ def test_xquad_and_mlqa_train_once_and_each_is_scored_by_its_own_rules(sweep):
     assert sorted(load[2] for load in squad) == ["train", "validation"]
     full = json.loads(sweep["store"].read_committed(job.output, "results.json"))
     assert set(full["tasks"]) == {"xquad", "mlqa"}
+    # the training rows' answers were checked against their contexts (the fixtures' are all aligned)
+    assert full["training_data"] == {"answer_alignment": {"repaired": 0, "dropped": 0}}
     xquad, mlqa_results = full["tasks"]["xquad"], full["tasks"]["mlqa"]
     # one shared English-dev selection: the same points and the same chosen point
     assert xquad["selection"]["points"] == mlqa_results["selection"]["points"]
     assert xquad["selection"]["default"] == mlqa_results["selection"]["default"]
     assert xquad["selection"]["shared_with"] == ["mlqa"] and mlqa_results["selection"]["shared_with"] == ["xquad"]
-    # ... predicted once per evaluation point, then scored by each task's rules
-    dev_passes = [p for p in sweep["qa_passes"] if p == ("rajpurkar/squad", "plain_text", "validation")]
-    assert len(dev_passes) == len(xquad["selection"]["points"])
+    # ... tokenised once, predicted once per evaluation point, then scored by each task's rules
+    dev = ("rajpurkar/squad", "plain_text", "validation")
+    assert sweep["qa_encodings"].count(dev) == 1
+    assert sweep["qa_passes"].count(dev) == len(xquad["selection"]["points"])
     # each task on its own languages, with its own test data, oracle and scorer
     _check_metrics(xquad, ["en", "de"], {"exact_match", "f1"})
     _check_metrics(mlqa_results, ["en", "de", "es"], {"exact_match", "f1"})

@@ -28,7 +28,22 @@ def _load(args):
     from xfer.plan import build_plan
 
     config, sha = configs.load(args.config)
-    return config, build_plan(config, sha)
+    return config, build_plan(config, sha, _reuse(args, config))
+
+
+def _reuse(args, config):
+    """`--reuse-outputs-of OLD_PLAN.json`: the committed jobs of an earlier plan, taken over on purpose where
+    only the code differs (docs/provenance.md)."""
+    old = getattr(args, "reuse_outputs_of", None)
+    if not old:
+        return None
+    from xfer.plan import read_plan_file, reusable_outputs
+    from xfer.store import open_store
+
+    table = reusable_outputs(read_plan_file(old), open_store(_store_uri(args, config)).is_committed)
+    logging.getLogger("xfer").info("reusing the committed outputs of %d jobs of %s where only the code differs",
+                                   len(table), old)
+    return table
 
 
 def _context(args, config, plan, report_dir=None, on_progress=None):
@@ -38,8 +53,26 @@ def _context(args, config, plan, report_dir=None, on_progress=None):
     return JobContext(config, plan, open_store(_store_uri(args, config)), Path(args.work), report_dir, on_progress)
 
 
+def _print_cost(args, config, plan) -> None:
+    """`xfer plan --cost`: what the sweep will compute (xfer/cost.py), as a table (and JSON with --cost-json)."""
+    from rich.console import Console
+
+    from xfer import cost
+
+    lines, meta = cost.estimate(config, plan)
+    Console(width=200).print(cost.table(lines, meta, args.mfu, args.peak_tflops,
+                                        f"what sweep '{config.name}' will compute ({len(plan.jobs)} jobs)"))
+    if args.cost_json:
+        Path(args.cost_json).write_text(json.dumps(cost.as_json(lines, meta, args.mfu, args.peak_tflops), indent=1))
+
+
 def cmd_plan(args) -> int:
-    _, plan = _load(args)
+    config, plan = _load(args)
+    if args.pending_out:
+        _write_pending(args, config, plan)
+    if args.cost:
+        _print_cost(args, config, plan)
+        return 0
     if args.stages_out:
         from xfer.plan import STAGES
 
@@ -50,6 +83,15 @@ def cmd_plan(args) -> int:
     json.dump(plan.to_json(), sys.stdout, indent=1)
     print()
     return 0
+
+
+def _write_pending(args, config, plan) -> None:
+    """--pending-out: what is not committed yet, grouped by start, and whether the stage job has work."""
+    from xfer import schedule, staging
+    from xfer.store import open_store
+
+    store = open_store(_store_uri(args, config))
+    schedule.write(schedule.pending(plan, store), Path(args.pending_out), stage=bool(staging.missing(config, store)))
 
 
 def _print_report(summary: dict, report_dir: Path) -> None:
@@ -89,7 +131,11 @@ def cmd_job_run(args) -> int:
     if job is None:
         raise XferError(f"job {args.job_id!r} is not in the plan of {args.config}")
     report_dir = Path(args.out) if args.out else None
-    outcome = run_job(job, _context(args, config, plan, report_dir))
+    ctx = _context(args, config, plan, report_dir)
+    from xfer import staging
+
+    staging.prepare(job, ctx)  # a staged Hub model into this pod's Hugging Face cache
+    outcome = run_job(job, ctx)
     print(f"{outcome.status}: {job.label} ({job.id})" + (f": {outcome.reason}" if outcome.reason else ""))
     return EXIT_FAILED if outcome.status == "failed" else 0
 
@@ -157,11 +203,24 @@ def parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("plan", help="print the jobs of a sweep as JSON"))
     p.add_argument("--stages-out", metavar="DIR", help="also write DIR/<stage>.json id lists (for Argo)")
+    p.add_argument("--cost", action="store_true", help="print what the sweep will compute, not the plan")
+    p.add_argument("--mfu", type=float, default=0.25, help="--cost: model FLOPs utilisation assumed (0.25)")
+    p.add_argument("--peak-tflops", type=float, default=989.0,
+                   help="--cost: the GPU's peak dense bf16 TFLOP/s (989: H100/H200 SXM)")
+    p.add_argument("--cost-json", metavar="FILE", help="--cost: also write the estimate as JSON")
+    p.add_argument("--reuse-outputs-of", metavar="OLD_PLAN.json",
+                   help="take over the committed outputs of this earlier plan's jobs whose inputs are equal, "
+                        "whatever code computed them (docs/provenance.md)")
+    p.add_argument("--pending-out", metavar="DIR",
+                   help="also write the jobs not committed yet, by start, to DIR (for Argo: xfer/schedule.py)")
     p.set_defaults(func=cmd_plan)
 
     p = with_config(sub.add_parser("run", help="run a whole sweep on this machine"))
     p.add_argument("--workers", type=int, default=int(os.environ.get("XFER_WORKERS", 1)))
     p.add_argument("--out", help="report folder (default reports/<name>)")
+    p.add_argument("--reuse-outputs-of", metavar="OLD_PLAN.json",
+                   help="take over the committed outputs of this earlier plan's jobs whose inputs are equal, "
+                        "whatever code computed them (docs/provenance.md)")
     p.set_defaults(func=cmd_run)
 
     job = sub.add_parser("job", help="run one job of a plan").add_subparsers(dest="job_command", required=True)
@@ -169,6 +228,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("job_id")
     p.add_argument("--config", required=True, help="sweep config: a YAML path or a store URI")
     p.add_argument("--out", help="aggregate only: local report folder")
+    p.add_argument("--reuse-outputs-of", metavar="OLD_PLAN.json",
+                   help="take over the committed outputs of this earlier plan's jobs whose inputs are equal, "
+                        "whatever code computed them (docs/provenance.md)")
     p.set_defaults(func=cmd_job_run)
 
     p = with_config(sub.add_parser("aggregate", help="write the report from the results in the store"),
@@ -192,9 +254,12 @@ def parser() -> argparse.ArgumentParser:
         cluster = None
     if cluster is not None:
         cluster.add_commands(sub)
-    from xfer import xtreme
+    from jobs import stage
+    from xfer import preflight, xtreme
 
+    stage.add_commands(sub)
     xtreme.add_commands(sub)
+    preflight.add_commands(sub)
     return top
 
 

@@ -1,8 +1,11 @@
 """`xfer submit` and `xfer status`: run a sweep on Argo Workflows through the Argo Server API (Hera's client).
 
 `submit` pushes the config to the store (`<store>/configs/<sha256>.yaml`) and creates a Workflow from the
-`xfer-sweep` WorkflowTemplate (argo/workflow-template.yaml) with two parameters, the config URI and the store
-URI; `--dry-run` prints that Workflow instead. `status` shows a workflow's progress, cell by cell.
+`xfer-sweep` WorkflowTemplate (argo/workflow-template.yaml), or for a plan of more than LARGE_LAYOUT_JOBS jobs
+from `xfer-sweep-large` (one child Workflow per start), with the config URI, the store URI and the grace period
+as parameters; `--dry-run` prints that Workflow instead. Submitting a config again reruns only what is not
+committed (the plan step skips the rest), which is how failed jobs are rerun. `status` shows a workflow's
+progress, cell by cell (a large sweep's child Workflows included), and how many jobs were already done.
 The server comes from the environment, as for the `argo` CLI: ARGO_SERVER (host:port or URL), ARGO_TOKEN,
 ARGO_NAMESPACE (default xfer), ARGO_INSECURE_SKIP_VERIFY, ARGO_SECURE, ARGO_BASE_HREF. Every server
 problem (unreachable, 401/403, template missing) becomes a one-line XferError.
@@ -10,6 +13,7 @@ problem (unreachable, 401/403, template missing) becomes a one-line XferError.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -20,10 +24,16 @@ from pathlib import Path
 from xfer.errors import XferError
 
 TEMPLATE_NAME = os.environ.get("XFER_WORKFLOW_TEMPLATE", "xfer-sweep")
+LARGE_TEMPLATE_NAME = "xfer-sweep-large"  # one child Workflow per start (argo/generate.py)
+# Plans of more jobs run as xfer-sweep-large: one Workflow stores ~2.2 KiB of node status per job, ~0.4 KiB
+# compressed (tests/test_dag_size.py), against Argo's 1 MiB per Workflow object; this leaves 2x for retries.
+LARGE_LAYOUT_JOBS = 1000
 DEFAULT_NAMESPACE = "xfer"
 SWEEP_LABEL = "xfer/sweep"
 CONFIG_LABEL = "xfer/config"
-TASK_ORDER = ("plan", "build", "intermediate", "evaluate", "aggregate")
+PARENT_LABEL = "xfer/parent"  # on the child Workflows of xfer-sweep-large
+TASK_ORDER = ("plan", "stage", "build", "intermediate", "evaluate", "aggregate")
+LAYOUTS = ("auto", "single", "large")
 DONE_PHASES = ("Succeeded", "Failed", "Error")
 REQUEST_TIMEOUT_S = 30
 
@@ -35,6 +45,11 @@ def add_commands(subparsers) -> None:
     p.add_argument("--store", help="store URI the cluster jobs use (overrides the config and $XFER_STORE)")
     p.add_argument("--watch", action="store_true", help="follow the workflow until it finishes")
     p.add_argument("--dry-run", action="store_true", help="print the Workflow instead of submitting it")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto",
+                   help=f"single: one Workflow; large: a child Workflow per start; auto: large above "
+                        f"{LARGE_LAYOUT_JOBS} jobs")
+    p.add_argument("--grace-seconds", type=int, metavar="N",
+                   help="SIGTERM to SIGKILL for every pod (default: the template's, sized for XLM-R Large)")
     p.set_defaults(func=cmd_submit)
 
     p = subparsers.add_parser("status", help="progress of a sweep on Argo Workflows, cell by cell")
@@ -51,10 +66,15 @@ def _slug(text: str, limit: int = 40) -> str:
     return slug or "sweep"
 
 
-def workflow_for(name: str, config_sha256: str, config_uri: str, store_uri: str, namespace: str):
-    """The Workflow that runs one sweep: the WorkflowTemplate plus the config and store URIs."""
+def workflow_for(name: str, config_sha256: str, config_uri: str, store_uri: str, namespace: str,
+                 template: str = TEMPLATE_NAME, grace_seconds: int | None = None):
+    """The Workflow that runs one sweep: a reference to the WorkflowTemplate plus its arguments and labels
+    (all `templateReferencing: Strict` lets a submitted Workflow set)."""
     from hera.workflows import models as m
 
+    params = [m.Parameter(name="config", value=config_uri), m.Parameter(name="store", value=store_uri)]
+    if grace_seconds is not None:
+        params.append(m.Parameter(name="grace-seconds", value=str(grace_seconds)))
     return m.Workflow(
         api_version="argoproj.io/v1alpha1",
         kind="Workflow",
@@ -67,16 +87,14 @@ def workflow_for(name: str, config_sha256: str, config_uri: str, store_uri: str,
                 CONFIG_LABEL: config_sha256[:16],
             },
         ),
-        spec=m.WorkflowSpec(
-            workflow_template_ref=m.WorkflowTemplateRef(name=TEMPLATE_NAME),
-            arguments=m.Arguments(
-                parameters=[
-                    m.Parameter(name="config", value=config_uri),
-                    m.Parameter(name="store", value=store_uri),
-                ]
-            ),
-        ),
+        spec=m.WorkflowSpec(workflow_template_ref=m.WorkflowTemplateRef(name=template),
+                            arguments=m.Arguments(parameters=params)),
     )
+
+
+def layout_for(plan) -> str:
+    """The WorkflowTemplate a plan runs in: one Workflow, or one child Workflow per start when it is large."""
+    return LARGE_TEMPLATE_NAME if len(plan.jobs) > LARGE_LAYOUT_JOBS else TEMPLATE_NAME
 
 
 def _dump(model) -> dict:
@@ -193,6 +211,8 @@ def cmd_submit(args) -> int:
     from xfer.store import open_store
 
     config, sha = configs.load(args.config)
+    if args.grace_seconds is not None and args.grace_seconds < 1:
+        raise XferError(f"--grace-seconds {args.grace_seconds}: give a positive number of seconds")
     store = open_store(args.store or os.environ.get("XFER_STORE") or config.store)  # checks the URI, no I/O
     store_uri = store.uri
     namespace = _namespace()
@@ -208,10 +228,11 @@ def cmd_submit(args) -> int:
             file=sys.stderr,
         )
 
+    template = _layout(args.layout, config, sha)
     if args.dry_run:
         import yaml
 
-        workflow = workflow_for(config.name, sha, config_uri, store_uri, namespace)
+        workflow = workflow_for(config.name, sha, config_uri, store_uri, namespace, template, args.grace_seconds)
         sys.stdout.write(yaml.safe_dump(_dump(workflow), sort_keys=False))
         return 0
 
@@ -219,42 +240,54 @@ def cmd_submit(args) -> int:
     host = service.host.rstrip("/")
     with _talking_to(
         host,
-        f"read WorkflowTemplate {TEMPLATE_NAME}",
-        not_found=f"WorkflowTemplate {TEMPLATE_NAME} not found in namespace {namespace} on the Argo server at {host}: "
+        f"read WorkflowTemplate {template}",
+        not_found=f"WorkflowTemplate {template} not found in namespace {namespace} on the Argo server at {host}: "
         "apply it first (kubectl apply --server-side -k k8s/overlays/<kind|cloud>)",
     ):
-        service.get_workflow_template(TEMPLATE_NAME, namespace=namespace)
+        service.get_workflow_template(template, namespace=namespace)
 
     if "://" not in args.config:
         store.put_bytes(config_key, Path(args.config).read_bytes())  # the exact bytes: same sha256
 
     from hera.workflows import models as m
 
-    workflow = workflow_for(config.name, sha, config_uri, store_uri, namespace)
+    workflow = workflow_for(config.name, sha, config_uri, store_uri, namespace, template, args.grace_seconds)
     with _talking_to(host, f"create a Workflow in namespace {namespace}"):
         created = service.create_workflow(m.WorkflowCreateRequest(workflow=workflow), namespace=namespace)
     name = created.metadata.name
-    print(f"submitted {name} in namespace {namespace}: sweep {config.name}, config {config_uri}, store {store_uri}")
+    print(f"submitted {name} in namespace {namespace} ({template}): sweep {config.name}, config {config_uri}, "
+          f"store {store_uri}")
     print(f"follow it with: xfer status {name}")
     if args.watch:
         return _watch(service, name, namespace)
     return 0
 
 
+def _layout(choice: str, config, sha: str) -> str:
+    if choice == "single":
+        return TEMPLATE_NAME
+    if choice == "large":
+        return LARGE_TEMPLATE_NAME
+    from xfer.plan import build_plan
+
+    return layout_for(build_plan(config, sha))
+
+
 # --- status ----------------------------------------------------------------------------------------
 
 
-def cells(workflow) -> list[dict]:
-    """One row per job of the sweep (and per plan/aggregate step): task, job id, phase, attempts, message.
+def cells(workflow, children=()) -> list[dict]:
+    """One row per job of the sweep (and per plan/stage/aggregate step): task, job id, phase, attempts, message;
+    the jobs of a large sweep's child Workflows (`children`) included.
 
     With a retryStrategy each job is a Retry node whose children are its pod attempts; without one
-    it is a single Pod node.
+    it is a single Pod node. The start-workflow steps of a large sweep are not rows: their jobs are.
     """
+    rows = [row for child in children for row in cells(child)]
     nodes = (workflow.status.nodes or {}) if workflow.status else {}
     retried = {child for node in nodes.values() if node.type == "Retry" for child in (node.children or [])}
-    rows = []
     for node_id, node in nodes.items():
-        if node.type not in ("Retry", "Pod") or node_id in retried:
+        if node.type not in ("Retry", "Pod") or node_id in retried or node.template_name == "start-workflow":
             continue
         task = re.sub(r"\(.*\)$", "", node.display_name or node.name or "")
         params = {p.name: p.value for p in ((node.inputs.parameters or []) if node.inputs else [])}
@@ -272,8 +305,18 @@ def cells(workflow) -> list[dict]:
     return sorted(rows, key=lambda r: (order.get(r["task"], len(order)), r["job"]))
 
 
+def plan_summary(workflow) -> dict | None:
+    """What the plan step found (xfer/schedule.py): {"jobs", "done", "scheduled", "starts"}, once it has run."""
+    for node in ((workflow.status.nodes or {}) if workflow.status else {}).values():
+        if node.template_name == "plan" and node.outputs and node.outputs.parameters:
+            for param in node.outputs.parameters:
+                if param.name == "summary" and param.value:
+                    return json.loads(param.value)
+    return None
+
+
 def progress_line(workflow, rows: list[dict]) -> str:
-    """`Running: plan 1/1 ok, build 1/1 ok, intermediate 3/6 ok 1 failed, ...`"""
+    """`Running: plan 1/1 ok, build 1/1 ok, intermediate 3/6 ok 1 failed, ...; 370 of 413 jobs already done`"""
     parts = []
     for task in TASK_ORDER:
         mine = [r for r in rows if r["task"] == task]
@@ -283,7 +326,11 @@ def progress_line(workflow, rows: list[dict]) -> str:
         bad = sum(r["phase"] in ("Failed", "Error") for r in mine)
         parts.append(f"{task} {ok}/{len(mine)} ok" + (f" {bad} failed" if bad else ""))
     phase = (workflow.status.phase if workflow.status else None) or "Pending"
-    return f"{phase}: " + (", ".join(parts) if parts else "no job started yet")
+    line = f"{phase}: " + (", ".join(parts) if parts else "no job started yet")
+    summary = plan_summary(workflow)
+    if summary:
+        line += f"; {summary['done']} of {summary['jobs']} jobs were already done, {summary['scheduled']} scheduled"
+    return line
 
 
 def _labels(workflow) -> dict[str, str]:
@@ -303,11 +350,11 @@ def _labels(workflow) -> dict[str, str]:
         return {}
 
 
-def print_status(workflow, labels: dict[str, str] | None = None) -> None:
+def print_status(workflow, labels: dict[str, str] | None = None, children=()) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    rows = cells(workflow)
+    rows = cells(workflow, children)
     labels = labels or {}
     meta, status = workflow.metadata, workflow.status
     print(f"workflow {meta.name} (namespace {meta.namespace})  {progress_line(workflow, rows)}")
@@ -334,6 +381,17 @@ def _get(service, name: str, namespace: str):
         return service.get_workflow(name, namespace=namespace)
 
 
+def _children(service, workflow, namespace: str) -> list:
+    """The child Workflows of an xfer-sweep-large sweep (none for xfer-sweep)."""
+    ref = workflow.spec.workflow_template_ref if workflow.spec else None
+    if not ref or ref.name != LARGE_TEMPLATE_NAME:
+        return []
+    name = workflow.metadata.name
+    with _talking_to(service.host, f"list the child workflows of {name}"):
+        found = service.list_workflows(namespace=namespace, label_selector=f"{PARENT_LABEL}={name}")
+    return list(found.items or [])
+
+
 def _newest(service, namespace: str) -> str:
     with _talking_to(service.host, f"list workflows in namespace {namespace}"):
         found = service.list_workflows(namespace=namespace, label_selector=SWEEP_LABEL)
@@ -350,14 +408,15 @@ def cmd_status(args) -> int:
     namespace = _namespace()
     name = args.workflow or _newest(service, namespace)
     workflow = _get(service, name, namespace)
-    print_status(workflow, _labels(workflow))
-    return _exit_code(workflow)
+    children = _children(service, workflow, namespace)
+    print_status(workflow, _labels(workflow), children)
+    return _exit_code(workflow, children)
 
 
-def _exit_code(workflow) -> int:
+def _exit_code(workflow, children=()) -> int:
     """0 when the workflow succeeded with every job, 1 when it ended otherwise or a job failed; 0 while running."""
     phase = workflow.status.phase if workflow.status else None
-    failed = any(r["phase"] in ("Failed", "Error") for r in cells(workflow))
+    failed = any(r["phase"] in ("Failed", "Error") for r in cells(workflow, children))
     if phase in DONE_PHASES:
         return 0 if phase == "Succeeded" and not failed else 1
     return 0
@@ -368,12 +427,13 @@ def _watch(service, name: str, namespace: str) -> int:
     last = None
     while True:
         workflow = _get(service, name, namespace)
-        line = progress_line(workflow, cells(workflow))
+        children = _children(service, workflow, namespace)
+        line = progress_line(workflow, cells(workflow, children))
         if line != last:
             print(line, flush=True)
             last = line
         if workflow.status and workflow.status.phase in DONE_PHASES:
             break
         time.sleep(interval)
-    print_status(workflow, _labels(workflow))
-    return _exit_code(workflow)
+    print_status(workflow, _labels(workflow), children)
+    return _exit_code(workflow, children)

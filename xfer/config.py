@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -193,6 +194,17 @@ class Report(Strict):
                                                                "intervals")
 
 
+def _revision_pins(value: dict[str, str]) -> dict[str, str]:
+    """`revisions:` (xfer/revisions.py): Hub dataset id -> the commit sha to read it at."""
+    for repo, sha in value.items():
+        if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", repo):
+            raise ValueError(f"{repo!r} is not a Hub dataset id (owner/name)")
+        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{40}", sha):
+            raise ValueError(f"{repo}: {sha!r} is not a commit sha (40 hex digits; `xfer plan` prints the "
+                             f"resolved ones under 'pins')")
+    return value
+
+
 class SweepConfig(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     model: ModelSpec
@@ -206,6 +218,10 @@ class SweepConfig(Strict):
     retrieval_layer: int = Field(14, ge=0)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     selection: Selection = Selection()
+    target_checkpoint_every: int = Field(1000, gt=0, description="target jobs: optimizer steps between checkpoints")
+    revisions: Annotated[dict[str, str], AfterValidator(_revision_pins)] = Field(
+        default_factory=dict, description="data: hub: dataset id -> commit sha to read it at (default: the "
+                                          "commit its ref points at when planning)")
     report: Report = Report()
 
     _target_hparams = field_validator("target_hparams")(classmethod(lambda cls, v: _check_hparam_overrides(v)))

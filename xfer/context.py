@@ -27,8 +27,11 @@ class JobContext:
 
     @property
     def data(self) -> DataSource:
-        if self._data is None:
-            self._data = DataSource(self.config.data, files=self.config.intermediate.files)
+        if self._data is None:  # Hub splits staged in the store are read from there (xfer/staging.py)
+            from xfer import staging
+
+            self._data = staging.attach(DataSource(self.config.data, files=self.config.intermediate.files),
+                                        self.store, self.work / "staged")
         return self._data
 
     @property

@@ -3,6 +3,9 @@
 A local mirror holds `<dataset id>/<config>/<split>.jsonl` (or `.parquet`) in the Hub's own schema; the
 bundled fixtures are such a mirror. Both go through `datasets.load_dataset` and the same column mapping,
 so the demo exercises the very code that reads the Hub.
+
+From the Hub, a split is read at the commit the plan resolved its ref to (`revisions`, {(dataset, ref): sha};
+xfer/revisions.py), and that commit is part of its fingerprint; without one (outside a plan) at its ref.
 """
 
 from __future__ import annotations
@@ -23,15 +26,27 @@ class DataSource:
     """`spec` is "hub", "bundled" (the fixtures shipped with xfer), or a folder mirroring the Hub layout.
     `files` maps a task with user-supplied data (CCG) to its folder (xfer/userfiles.py)."""
 
-    def __init__(self, spec: str, files: Mapping[str, str] | None = None):
+    def __init__(self, spec: str, files: Mapping[str, str] | None = None,
+                 revisions: Mapping[tuple[str, str], str] | None = None):
         self.spec = spec
         self.files = dict(files or {})
+        self.revisions = dict(revisions or {})
+        self.hub_reads: set[tuple[str, str, str, str | None]] = set()  # Hub splits fingerprinted (staging)
+        self.staged = None  # (dataset, config, split, revision) -> local copy of a Hub split or None (staging)
         if spec == "hub":
             self.root = None
         else:
             self.root = BUNDLED if spec == "bundled" else Path(spec).expanduser()
             if not self.root.is_dir():
                 raise XferError(f"data folder not found: {self.root} (config field 'data')")
+
+    def pin(self, revisions: Mapping[tuple[str, str], str]) -> None:
+        """Read Hub splits at these commits ({(dataset, ref): sha}, a plan's `dataset_revisions()`)."""
+        self.revisions = dict(revisions)
+
+    def revision(self, split: Split) -> str | None:
+        """The revision a Hub split is read at: its pinned commit, else its declared ref (None: main)."""
+        return self.revisions.get((split.dataset, split.revision or "main"), split.revision)
 
     def _file(self, split: Split, config: str) -> Path:
         assert self.root is not None
@@ -49,14 +64,14 @@ class DataSource:
         if split.dataset == USER_FILES:
             return userfiles.load(self.user_file(task, split))
         config = split.config_for(task.code(lang), lang)
-        if self.root is None:
+        path = self._file(split, config) if self.root is not None else self._staged_file(split, config)
+        if path is None:
             try:
-                ds = datasets.load_dataset(split.dataset, config, split=split.split, revision=split.revision)
+                ds = datasets.load_dataset(split.dataset, config, split=split.split, revision=self.revision(split))
             except Exception as exc:  # the Hub client raises many types; name the dataset, keep one line
                 raise XferError(f"cannot load {split.dataset} {config} {split.split} from the Hub: "
                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
         else:
-            path = self._file(split, config)
             kind = "json" if path.suffix == ".jsonl" else "parquet"
             ds = datasets.load_dataset(kind, data_files=str(path), split="train")
         wanted = [c for col in split.columns.values() for c in (col if isinstance(col, tuple) else (col,))]
@@ -83,8 +98,17 @@ class DataSource:
         where = ",".join([f"{k}={v.format(lang=lang, code=task.code(lang))}" for k, v in split.where.items()] +
                          [f"{k}^={v.format(lang=lang, code=task.code(lang))}" for k, v in split.prefix.items()])
         if self.root is None:
-            return f"hub:{split.dataset}:{config}:{split.split}@{split.revision or 'main'}[{where}]"
+            self._note_hub_read(split, config)
+            return f"hub:{split.dataset}:{config}:{split.split}@{self.revision(split) or 'main'}[{where}]"
         return f"sha256:{_sha256(self._file(split, config))}[{where}]"
+
+    def _note_hub_read(self, split: Split, config: str) -> None:
+        """Record a Hub split the plan reads: the stage job copies each into the store (xfer/staging.py)."""
+        self.hub_reads.add((split.dataset, config, split.split, self.revision(split)))
+
+    def _staged_file(self, split: Split, config: str) -> Path | None:
+        """A local copy of a Hub split staged in the store (`staging.attach` sets `staged`), else None."""
+        return self.staged(split.dataset, config, split.split, self.revision(split)) if self.staged else None
 
     def user_file(self, task: Task, split: Split) -> Path:
         """The user-supplied file of a split; a missing one is an error saying how to supply it."""

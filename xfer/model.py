@@ -50,10 +50,15 @@ def resolve(ref: dict, store=None, cache: Path | None = None) -> Path:
 
 
 def device(spec: str = "auto") -> torch.device:
+    """The device jobs run on; on CUDA, float32 matmuls and convolutions may use TF32 (training runs in bf16
+    autocast anyway; TF32 speeds up what stays in float32)."""
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise XferError(f"config asks for device {spec!r} but CUDA is not available")
+    if spec.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     return torch.device(spec)
 
 

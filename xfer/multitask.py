@@ -31,6 +31,11 @@ class MultiTaskModel(torch.nn.Module):
         self.heads = torch.nn.ModuleDict(heads)
         self.config = self.encoder.config
 
+    @property
+    def base_model(self) -> torch.nn.Module:
+        """The shared encoder (as `base_model` is for a Hugging Face head)."""
+        return self.encoder
+
     def forward(self, task: str, **batch):
         return self.heads[task](**batch)
 

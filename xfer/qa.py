@@ -1,5 +1,12 @@
 """Extractive QA features and post-processing: (question, context) pairs tokenised into doc-stride
-windows with character offsets, and start/end logits over those windows turned back into answer text."""
+windows with character offsets, and start/end logits over those windows turned back into answer text.
+
+Training rows are checked first (`align_answer`): a gold answer must sit where its `answer_start` says,
+`context[answer_start:answer_start + len(text)] == text`. One that does not is repaired when its text (or the
+text stripped of surrounding whitespace) occurs within `REPAIR_WINDOW` characters of that position, the nearest
+occurrence winning; otherwise the row is dropped. `squad_train_features` reports both counts, so a misaligned
+row is never trained on silently (at a wrong position, or at <s> as if it had no answer).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,24 @@ from typing import Sequence
 import numpy as np
 
 NULL_THRESHOLD = 0.0  # SQuAD 2.0: predict "" when the null score beats the best span by more than this
+REPAIR_WINDOW = 8  # characters either side of answer_start searched for a misaligned answer's text
+
+
+def align_answer(context: str, start: int, text: str, window: int = REPAIR_WINDOW) -> tuple[int, str] | None:
+    """(start, text) of a gold answer whose text is at its start in `context`: as given, repaired to the nearest
+    occurrence of the text (or of the text stripped of surrounding whitespace) at most `window` characters
+    away, or None when it cannot be found there."""
+    if 0 <= start and context[start:start + len(text)] == text:
+        return start, text
+    for candidate in dict.fromkeys((text, text.strip())):
+        if not candidate:
+            continue
+        lo = max(0, start - window)
+        found = [i for i in range(lo, min(len(context), start + window + 1))
+                 if context.startswith(candidate, i)]
+        if found:
+            return min(found, key=lambda i: (abs(i - start), i)), candidate
+    return None
 
 
 def squad_features(tokenizer, questions: Sequence[str], contexts: Sequence[str], max_length: int,
@@ -28,22 +53,42 @@ def squad_features(tokenizer, questions: Sequence[str], contexts: Sequence[str],
 def squad_train_features(tokenizer, questions, contexts, answer_starts, answer_texts, max_length: int,
                          doc_stride: int) -> dict:
     """`squad_features` plus start/end token positions of the first gold answer in each window; a window
-    that does not hold the whole answer (or an unanswerable question) points at token 0."""
-    enc = squad_features(tokenizer, questions, contexts, max_length, doc_stride)
+    that does not hold the whole answer (or an unanswerable question) points at token 0. The first gold answer
+    of each row is aligned first (`align_answer`): `alignment` = {"repaired": n, "dropped": m} counts the rows
+    whose answer was moved and those left out (no window of theirs is returned; `feature_example_index` still
+    indexes the rows as given)."""
+    kept, starts_in, texts_in, repaired = [], [], [], 0
+    for i, (context, starts, texts) in enumerate(zip(contexts, answer_starts, answer_texts)):
+        if not (len(starts) and len(texts)):  # unanswerable: nothing to align
+            kept.append(i)
+            starts_in.append([])
+            texts_in.append([])
+            continue
+        aligned = align_answer(context, int(starts[0]), texts[0])
+        if aligned is None:
+            continue
+        repaired += aligned != (int(starts[0]), texts[0])
+        kept.append(i)
+        starts_in.append([aligned[0]])
+        texts_in.append([aligned[1]])
+    alignment = {"repaired": repaired, "dropped": len(contexts) - len(kept)}
+    enc = squad_features(tokenizer, [questions[i] for i in kept], [contexts[i] for i in kept], max_length,
+                         doc_stride)
     starts, ends = [], []
     for f, offsets in enumerate(enc["offset_mapping"]):
-        example = enc["feature_example_index"][f]
+        example = enc["feature_example_index"][f]  # among the kept rows
         start_position = end_position = 0
-        if len(answer_starts[example]) and len(answer_texts[example]):
-            char_start = int(answer_starts[example][0])
-            char_end = char_start + len(answer_texts[example][0])
+        if starts_in[example]:
+            char_start = starts_in[example][0]
+            char_end = char_start + len(texts_in[example][0])
             tokens = [t for t, span in enumerate(offsets) if span is not None]
             if tokens and offsets[tokens[0]][0] <= char_start and offsets[tokens[-1]][1] >= char_end:
                 start_position = next(t for t in tokens if offsets[t][1] > char_start)
                 end_position = next(t for t in reversed(tokens) if offsets[t][0] < char_end)
         starts.append(start_position)
         ends.append(end_position)
-    return {**enc, "start_positions": starts, "end_positions": ends}
+    enc["feature_example_index"] = [kept[e] for e in enc["feature_example_index"]]
+    return {**enc, "start_positions": starts, "end_positions": ends, "alignment": alignment}
 
 
 def best_answers(example_ids: Sequence[str], contexts: Sequence[str], feature_example_index: Sequence[int],

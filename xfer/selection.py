@@ -72,3 +72,22 @@ def select(points: Sequence[int], english_dev: Sequence[float] | None,
         if index is not None:
             oracle[lang] = points[index]
     return {"default": points[default], "oracle": oracle}
+
+
+def still_choosable(steps: Sequence[int], english_dev: Sequence[float] | None,
+                    language_dev: Mapping[str, Sequence[float]]) -> set[int]:
+    """The points evaluated so far (`steps`) that a selection may still choose once later points are
+    evaluated: the best so far on the English dev set and on each language's dev set. A later point can only
+    displace a best point (ties go to the earlier one), never revive a passed-over one, so the models of all
+    other points can be dropped. Without an English dev set the default is the last point, the final model,
+    which needs no keeping."""
+    kept = set()
+    if english_dev is not None:
+        best = best_point(english_dev)
+        if best is not None:
+            kept.add(steps[best])
+    for scores in language_dev.values():
+        best = best_point(scores)
+        if best is not None:
+            kept.add(steps[best])
+    return kept

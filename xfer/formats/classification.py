@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from transformers import DataCollatorWithPadding
-
 from xfer import metrics
-from xfer.formats.common import label_ids, predict
+from xfer.formats import common
 
 
 def num_labels(task) -> int:
@@ -19,11 +16,10 @@ def _encode(task, split, rows, tokenizer, max_length):
     cols = split.columns
     first = [str(t) for t in rows[cols["text"]]]
     second = [str(t) for t in rows[cols["text_pair"]]] if "text_pair" in cols else None
-    enc = tokenizer(first, second, truncation=True, max_length=max_length)
-    labels = label_ids(task, split, rows[cols["label"]])
+    enc = tokenizer(first, second, truncation=True, max_length=max_length, return_attention_mask=False)
+    labels = common.label_ids(task, split, rows[cols["label"]])
     keep = [i for i, label in enumerate(labels) if label >= 0]  # -1: no gold label
-    return [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i], "labels": labels[i]}
-            for i in keep]
+    return [{"input_ids": enc["input_ids"][i], "labels": labels[i]} for i in keep]
 
 
 def train_features(task, split, rows, tokenizer, hp):
@@ -31,20 +27,28 @@ def train_features(task, split, rows, tokenizer, hp):
 
 
 def collate(tokenizer):
-    return DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    return common.collate(tokenizer.pad_token_id)
+
+
+def eval_set(task, split, rows, tokenizer, hp) -> list[dict]:
+    """The rows with a gold label, encoded once for every evaluation of them."""
+    return [{"input_ids": f["input_ids"]} for f in _encode(task, split, rows, tokenizer, hp.max_length)]
+
+
+def predict(model, task, encoded, tokenizer, hp, device) -> list[str]:
+    """The predicted label name of every encoded row."""
+    out = common.infer(model, encoded, collate(tokenizer), common.token_budget(hp), device, common.logits)
+    return [task.labels[int(row.argmax())] for row in out["logits"]]
 
 
 def predict_rows(model, task, split, rows, tokenizer, hp, device) -> list[str]:
     """The predicted label name of every row with a gold label."""
-    features = _encode(task, split, rows, tokenizer, hp.max_length)
-    logits = [out.logits.float().cpu().numpy() for out in predict(model, features, collate(tokenizer),
-                                                                   hp.eval_batch_size, device)]
-    return [task.labels[i] for i in np.concatenate(logits).argmax(-1).tolist()]
+    return predict(model, task, eval_set(task, split, rows, tokenizer, hp), tokenizer, hp, device)
 
 
 def _gold(task, split, rows) -> list[str]:
     """The gold label names of the rows that have one (-1: no gold label)."""
-    return [task.labels[i] for i in label_ids(task, split, rows[split.columns["label"]]) if i >= 0]
+    return [task.labels[i] for i in common.label_ids(task, split, rows[split.columns["label"]]) if i >= 0]
 
 
 def score(task, split, rows, predictions: list[str], lang: str = "en") -> dict[str, float]:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from xfer import metrics
 from xfer.errors import XferError
-from xfer.formats.common import label_ids, predict
+from xfer.formats import common
+from xfer.formats.common import label_ids
 
 
 def num_labels(task) -> None:
@@ -53,8 +51,9 @@ def _encode(task, split, rows, tokenizer, max_length):
     for context, options, label in zip(contexts, choices, labels):
         if label < 0:
             continue
-        enc = tokenizer([context] * len(options), list(options), truncation=True, max_length=max_length)
-        features.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": label})
+        enc = tokenizer([context] * len(options), list(options), truncation=True, max_length=max_length,
+                        return_attention_mask=False)
+        features.append({"input_ids": enc["input_ids"], "labels": label})
     return features
 
 
@@ -63,24 +62,29 @@ def train_features(task, split, rows, tokenizer, hp):
 
 
 def collate(tokenizer):
-    pad = tokenizer.pad_token_id
+    return common.collate(tokenizer.pad_token_id)
 
-    def collate_choices(rows: list[dict]) -> dict:
-        width = max(len(ids) for row in rows for ids in row["input_ids"])
-        ids = [[ids + [pad] * (width - len(ids)) for ids in row["input_ids"]] for row in rows]
-        mask = [[m + [0] * (width - len(m)) for m in row["attention_mask"]] for row in rows]
-        return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask),
-                "labels": torch.tensor([row["labels"] for row in rows])}
 
-    return collate_choices
+def eval_set(task, split, rows, tokenizer, hp) -> list[dict]:
+    """The rows with an answer key, encoded once: each feature one row of choices, and its gold index."""
+    return _encode(task, split, rows, tokenizer, hp.max_length)
+
+
+def predict(model, task, encoded, tokenizer, hp, device) -> list[int]:
+    """The index of the predicted choice of every encoded row."""
+    features = [{"input_ids": f["input_ids"]} for f in encoded]
+    out = common.infer(model, features, collate(tokenizer), common.token_budget(hp), device, common.logits)
+    return [int(row.argmax()) for row in out["logits"]]
+
+
+def score_encoded(encoded, predictions: list[int]) -> dict[str, float]:
+    return {"accuracy": metrics.accuracy(predictions, [f["labels"] for f in encoded])}
 
 
 def evaluate(model, task, split, rows, tokenizer, hp, device, lang: str = "en"):
-    features = _encode(task, split, rows, tokenizer, hp.max_length)
-    logits = [out.logits.float().cpu().numpy() for out in predict(model, features, collate(tokenizer),
-                                                                   hp.eval_batch_size, device)]
-    predicted = np.concatenate(logits).argmax(-1).tolist()
-    return {"accuracy": metrics.accuracy(predicted, [f["labels"] for f in features])}, predicted
+    encoded = eval_set(task, split, rows, tokenizer, hp)
+    predicted = predict(model, task, encoded, tokenizer, hp, device)
+    return score_encoded(encoded, predicted), predicted
 
 
 def write_predictions(predictions, path: Path) -> None:

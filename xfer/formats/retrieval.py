@@ -12,6 +12,7 @@ of the encoder (special tokens included, as jiant and XTREME do). The task's `re
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 
 from xfer import bucc, metrics
 from xfer.errors import XferError
+from xfer.formats import common
 
 BUCC_K = 4  # neighbours of the ratio margin (XTREME, Artetxe and Schwenk 2019)
 
@@ -36,22 +38,42 @@ def num_labels(task) -> None:
     return None
 
 
-@torch.inference_mode()
+@contextmanager
+def _up_to(model, layer: int):
+    """Run only the first `layer` transformer layers, so the encoder's output is hidden_states[layer] (the
+    embeddings for 0): the layers above the pooled one are never computed. Encoders without an
+    `encoder.layer` list keep every layer (their hidden states are read from `output_hidden_states`)."""
+    layers = getattr(getattr(model, "encoder", None), "layer", None)
+    if not isinstance(layers, torch.nn.ModuleList):
+        yield False
+        return
+    model.encoder.layer = torch.nn.ModuleList(list(layers)[:layer])
+    try:
+        yield True
+    finally:
+        model.encoder.layer = layers
+
+
 def embed(model, tokenizer, sentences: list[str], layer: int, max_length: int, batch_size: int,
           device: torch.device) -> np.ndarray:
+    """Mean-pooled hidden_states[layer] of every sentence (special tokens included), float32, in order.
+    Length-sorted batches of at most batch_size * max_length positions; bf16 on CUDA."""
     n_layers = model.config.num_hidden_layers
     if layer > n_layers:
         raise XferError(f"retrieval layer {layer} does not exist: the model has {n_layers} layers "
                         f"(hidden_states 0..{n_layers}; set 'retrieval_layer' or the target's 'layer')")
-    model.to(device).eval()
-    out = []
-    for start in range(0, len(sentences), batch_size):
-        batch = tokenizer(sentences[start:start + batch_size], truncation=True, max_length=max_length,
-                          padding=True, return_tensors="pt").to(device)
-        hidden = model(**batch, output_hidden_states=True).hidden_states[layer].float()
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        out.append(((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy())
-    return np.concatenate(out)
+    enc = tokenizer(sentences, truncation=True, max_length=max_length, return_attention_mask=False)
+    features = [{"input_ids": ids} for ids in enc["input_ids"]]
+    with _up_to(model, layer) as truncated:
+        def pooled(net, batch):
+            out = net(**batch, output_hidden_states=not truncated)
+            hidden = (out.last_hidden_state if truncated else out.hidden_states[layer]).float()
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            return {"embedding": (hidden * mask).sum(1) / mask.sum(1)}
+
+        out = common.infer(model, features, common.collate(tokenizer.pad_token_id), batch_size * max_length,
+                           device, pooled)
+    return np.stack(out["embedding"]) if features else np.zeros((0, model.config.hidden_size), np.float32)
 
 
 def evaluate(model, task, split, rows, tokenizer, hp, device, layer: int, lang: str = "en", dev=None):

@@ -10,11 +10,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-from transformers import DataCollatorWithPadding
+from dataclasses import dataclass
 
 from xfer import metrics, mlqa, qa
-from xfer.formats.common import predict
+from xfer.formats import common
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Rows encoded once for evaluation: one feature per doc-stride window, and what maps windows back to
+    answer text (question ids, contexts, each window's example and character offsets)."""
+
+    features: list[dict]
+    ids: list[str]
+    contexts: list[str]
+    feature_example_index: list[int]
+    offset_mapping: list
 
 
 def num_labels(task) -> int:
@@ -27,32 +38,39 @@ def train_features(task, split, rows, tokenizer, hp):
     enc = qa.squad_train_features(
         tokenizer, list(rows[cols["question"]]), list(rows[cols["context"]]),
         [a["answer_start"] for a in answers], [a["text"] for a in answers], hp.max_length, hp.doc_stride)
-    keys = ("input_ids", "attention_mask", "start_positions", "end_positions")
-    return [{k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))]
+    keys = ("input_ids", "start_positions", "end_positions")
+    return common.Features(({k: enc[k][i] for k in keys} for i in range(len(enc["input_ids"]))),
+                           notes={"answer_alignment": enc["alignment"]})
 
 
 def collate(tokenizer):
-    return DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    return common.collate(tokenizer.pad_token_id)
+
+
+def eval_set(task, split, rows, tokenizer, hp) -> Encoded:
+    cols = split.columns
+    contexts = list(rows[cols["context"]])
+    enc = qa.squad_features(tokenizer, list(rows[cols["question"]]), contexts, hp.max_length, hp.doc_stride)
+    return Encoded([{"input_ids": ids} for ids in enc["input_ids"]], [str(i) for i in rows[cols["id"]]],
+                   contexts, enc["feature_example_index"], enc["offset_mapping"])
+
+
+def _spans(model, batch: dict) -> dict:
+    out = model(**batch)
+    return {"start": out.start_logits, "end": out.end_logits}
+
+
+def predict(model, task, encoded: Encoded, tokenizer, hp, device) -> dict[str, str]:
+    """{question id: answer text} over doc-stride windows ("" for no answer, where the task allows it)."""
+    out = common.infer(model, encoded.features, collate(tokenizer), common.token_budget(hp), device, _spans,
+                       per_token=("start", "end"))
+    return qa.best_answers(encoded.ids, encoded.contexts, encoded.feature_example_index, encoded.offset_mapping,
+                           out["start"], out["end"],
+                           null_threshold=qa.NULL_THRESHOLD if task.unanswerable else None)
 
 
 def predict_rows(model, task, split, rows, tokenizer, hp, device) -> dict[str, str]:
-    """{question id: answer text} over doc-stride windows ("" for no answer, where the task allows it)."""
-    cols = split.columns
-    ids, contexts = [str(i) for i in rows[cols["id"]]], list(rows[cols["context"]])
-    enc = qa.squad_features(tokenizer, list(rows[cols["question"]]), contexts, hp.max_length, hp.doc_stride)
-    features = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i]}
-                for i in range(len(enc["input_ids"]))]
-    width = max(len(f["input_ids"]) for f in features)
-    starts = np.full((len(features), width), -1e9, dtype=np.float32)
-    ends = np.full((len(features), width), -1e9, dtype=np.float32)
-    row = 0
-    for out in predict(model, features, collate(tokenizer), hp.eval_batch_size, device):
-        s, e = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
-        starts[row:row + len(s), :s.shape[1]] = s
-        ends[row:row + len(e), :e.shape[1]] = e
-        row += len(s)
-    return qa.best_answers(ids, contexts, enc["feature_example_index"], enc["offset_mapping"], starts, ends,
-                           null_threshold=qa.NULL_THRESHOLD if task.unanswerable else None)
+    return predict(model, task, eval_set(task, split, rows, tokenizer, hp), tokenizer, hp, device)
 
 
 def score(task, split, rows, predictions: dict[str, str], lang: str = "en") -> dict[str, float]:

@@ -9,16 +9,24 @@ supertagging) with token accuracy only. Tags are label indices, or label names w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-from transformers import DataCollatorForTokenClassification
 
 from xfer import metrics
 from xfer.errors import XferError
-from xfer.formats.common import predict
+from xfer.formats import common
 
-IGNORE = -100
+IGNORE = common.IGNORE
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Rows encoded once for evaluation: one feature per window, and for each window its sentence, its first
+    word and the positions of its words' first sub-tokens; `words` per sentence."""
+
+    features: list[dict]
+    windows: list[tuple[int, int, list[int]]]
+    words: list[int]
 
 
 def num_labels(task) -> int:
@@ -58,7 +66,7 @@ def _encode(task, split, rows, tokenizer, max_length, lenient: bool = False):
     """Feature dicts, one per window, each with its sentence index and first word."""
     cols = split.columns
     sentences, tags = [list(s) for s in rows[cols["tokens"]]], list(rows[cols["tags"]])
-    enc = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
+    enc = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False, return_attention_mask=False)
     bos, eos = tokenizer.cls_token_id, tokenizer.sep_token_id
     budget = max_length - 2
     features = []
@@ -80,39 +88,42 @@ def _encode(task, split, rows, tokenizer, max_length, lenient: bool = False):
                 label_ids += [int(labels[w])] + [IGNORE] * (len(piece) - 1)
             input_ids.append(eos)
             label_ids.append(IGNORE)
-            features.append({"input_ids": input_ids, "attention_mask": [1] * len(input_ids),
-                             "labels": label_ids, "sentence": s, "first_word": start})
+            features.append({"input_ids": input_ids, "labels": label_ids, "sentence": s, "first_word": start})
     return features
 
 
 def train_features(task, split, rows, tokenizer, hp):
-    return [{k: f[k] for k in ("input_ids", "attention_mask", "labels")}
+    return [{k: f[k] for k in ("input_ids", "labels")}
             for f in _encode(task, split, rows, tokenizer, hp.max_length)]
 
 
 def collate(tokenizer):
-    pad = DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE, return_tensors="pt")
-    return lambda rows: pad([{k: r[k] for k in ("input_ids", "attention_mask", "labels")} for r in rows])
+    return common.collate(tokenizer.pad_token_id)
+
+
+def eval_set(task, split, rows, tokenizer, hp) -> Encoded:
+    features = _encode(task, split, rows, tokenizer, hp.max_length, lenient=True)
+    windows = [(f["sentence"], f["first_word"], [i for i, label in enumerate(f["labels"]) if label != IGNORE])
+               for f in features]
+    return Encoded([{"input_ids": f["input_ids"]} for f in features], windows,
+                   [len(tags) for tags in rows[split.columns["tags"]]])
+
+
+def predict(model, task, encoded: Encoded, tokenizer, hp, device) -> list[list[str]]:
+    """The predicted tag name of every word of every row (long rows are split into windows and joined)."""
+    out = common.infer(model, encoded.features, collate(tokenizer), common.token_budget(hp), device,
+                       common.logits, per_token=("logits",))
+    predicted = [[None] * n for n in encoded.words]
+    for (sentence, first_word, positions), row_logits in zip(encoded.windows, out["logits"]):
+        best = row_logits.argmax(-1)
+        for offset, position in enumerate(positions):
+            predicted[sentence][first_word + offset] = task.labels[int(best[position])]
+    assert all(tag is not None for sentence in predicted for tag in sentence), "a word was left untagged"
+    return predicted
 
 
 def predict_rows(model, task, split, rows, tokenizer, hp, device) -> list[list[str]]:
-    """The predicted tag name of every word of every row (long rows are split into windows and joined)."""
-    features = _encode(task, split, rows, tokenizer, hp.max_length, lenient=True)
-    predicted = [[None] * len(tags) for tags in rows[split.columns["tags"]]]
-    outputs = predict(model, features, collate(tokenizer), hp.eval_batch_size, device)
-    index = 0
-    for out in outputs:
-        for row_logits in out.logits.float().cpu().numpy():
-            feature = features[index]
-            index += 1
-            best = np.asarray(row_logits).argmax(-1)
-            word = feature["first_word"]
-            for position, label in enumerate(feature["labels"]):
-                if label != IGNORE:
-                    predicted[feature["sentence"]][word] = task.labels[int(best[position])]
-                    word += 1
-    assert all(tag is not None for sentence in predicted for tag in sentence), "a word was left untagged"
-    return predicted
+    return predict(model, task, eval_set(task, split, rows, tokenizer, hp), tokenizer, hp, device)
 
 
 def score(task, split, rows, predictions: list[list[str]], lang: str = "en") -> dict[str, float]:
