@@ -118,6 +118,12 @@ class PodKind:
     hub: bool = False  # may reach the Hugging Face Hub (the stage pod only)
 
     @property
+    def threads(self) -> int:
+        """Whole CPUs of the request (at least 1): what a job's XFER_THREADS is set to."""
+        cores = float(self.cpu[:-1]) / 1000 if self.cpu.endswith("m") else float(self.cpu)
+        return max(1, int(cores))
+
+    @property
     def disk_gi(self) -> int:
         """ephemeral-storage request = limit: both emptyDirs plus 1 Gi for logs and the container layer."""
         return self.scratch_gi + self.cache_gi + 1
@@ -146,7 +152,9 @@ SHM = "16Gi"  # /dev/shm of GPU pods (memory-backed: counts against memory, not 
 
 def _env(kind: PodKind) -> list[m.EnvVar]:
     env = [m.EnvVar(name="XFER_STORE", value="{{workflow.parameters.store}}"),
-           m.EnvVar(name="HF_HOME", value=HF_HOME)]
+           m.EnvVar(name="HF_HOME", value=HF_HOME),
+           # the threads a job computes with: the pod's CPU request, not the node's cores (xfer/determinism.py)
+           m.EnvVar(name="XFER_THREADS", value=str(kind.threads))]
     if kind.hub:  # optional token: higher Hub rate limits, gated models; huggingface_hub reads it, nobody logs it
         env.append(m.EnvVar(name="HF_TOKEN", value_from=m.EnvVarSource(
             secret_key_ref=m.SecretKeySelector(name=HF_TOKEN_SECRET, key="HF_TOKEN", optional=True))))

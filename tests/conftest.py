@@ -81,6 +81,16 @@ class StandInHub:
     dataset_info = model_info = _info
 
 
+@pytest.fixture(scope="session", autouse=True)
+def stand_in_hub_for_the_session():
+    """The same for session- and module-scoped fixtures that plan `data: hub` configs."""
+    from xfer import revisions
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(revisions, "hub_api", lambda: StandInHub())
+        yield
+
+
 @pytest.fixture(autouse=True)
 def stand_in_hub(monkeypatch):
     """The Hub is unreachable in tests: plans of `data: hub` configs resolve their revisions through

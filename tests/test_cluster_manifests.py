@@ -42,6 +42,7 @@ K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 def load_generator():
     spec = importlib.util.spec_from_file_location("argo_generate", ROOT / "argo/generate.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while they are made
     spec.loader.exec_module(module)
     return module
 

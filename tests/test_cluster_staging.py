@@ -22,6 +22,7 @@ from xfer import config as configs, staging, tasks
 from xfer.cli import main
 from xfer.data import BUNDLED, DataSource
 from xfer.errors import TemporaryFailure, XferError
+from xfer.plan import build_plan
 from xfer.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,7 @@ CONFIG = {
     "intermediate": {"tasks": ["mnli"], "budgets": [0, 10]},
     "targets": {"xnli": {"languages": ["en", "sw"]}, "udpos": {"languages": ["en", "yo"]}},
     "seeds": [1],
+    "selection": {"oracle": True},  # the oracle pass reads the target-language dev sets too
 }
 
 
@@ -84,9 +86,11 @@ def fake_hub(monkeypatch):
 
     def snapshot_download(repo_id, revision=None, allow_patterns=None, cache_dir=None, **kwargs):
         entry = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
-        commit = "0123456789abcdef0123456789abcdef01234567"
-        (entry / "refs").mkdir(parents=True)
-        (entry / "refs" / (revision or "main")).write_text(commit)
+        pinned = revision is not None and len(revision) == 40  # a commit: the cache needs no ref, as the Hub's
+        commit = revision if pinned else "0123456789abcdef0123456789abcdef01234567"
+        if not pinned:
+            (entry / "refs").mkdir(parents=True)
+            (entry / "refs" / (revision or "main")).write_text(commit)
         snapshot = entry / "snapshots" / commit
         snapshot.mkdir(parents=True)
         for name, content in (("config.json", '{"model_type": "xlm-roberta"}'), ("model.safetensors", "weights")):
@@ -108,8 +112,17 @@ def test_inputs_are_every_hub_split_the_plan_reads_and_its_model(config):
     assert ("nyu-mll/glue", "mnli", "train") in names and ("nyu-mll/glue", "mnli", "validation_matched") in names
     assert ("google/xtreme", "XNLI", "test") in names and ("google/xtreme", "XNLI", "validation") in names
     assert ("google/xtreme", "udpos.Yoruba", "test") in names and ("google/xtreme", "udpos.Yoruba", "validation") in names
-    assert models == [staging.HubModel("FacebookAI/xlm-roberta-tiny-test")]
+    (model,) = models  # at the commit the plan pinned its ref to (xfer/revisions.py)
+    assert model.name == "FacebookAI/xlm-roberta-tiny-test" and len(model.revision) == 40
     assert len({s.prefix for s in splits}) == len(splits)  # one prefix per split
+
+
+def test_without_the_oracle_pass_no_target_language_dev_set_is_staged(tmp_path):
+    path = tmp_path / "plain.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in CONFIG.items() if k != "selection"}))
+    splits, _ = staging.inputs(configs.load(str(path))[0])
+    names = {(s.dataset, s.config, s.split) for s in splits}
+    assert ("google/xtreme", "XNLI", "test") in names and ("google/xtreme", "XNLI", "validation") not in names
 
 
 def test_stage_once_then_offline_reads_come_from_the_store(config, staged, hub, tmp_path, monkeypatch):
@@ -118,10 +131,12 @@ def test_stage_once_then_offline_reads_come_from_the_store(config, staged, hub, 
     assert len(done) == len(splits) + len(models) == len(calls) and not staging.missing(config, store)
     assert stage.run(config, store, tmp_path / "work2") == []  # nothing left: no Hub call
     hub_calls = len(hub)
+    pins = build_plan(config).dataset_revisions()
 
     # a pod: offline, a Hub DataSource attached to the store reads the staged Parquet through the mirror path
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     data = staging.attach(DataSource("hub"), store, tmp_path / "pod-cache")
+    data.pin(pins)  # as jobs.run does: read at the plan's commits
     rows = data.load(tasks.get("xnli"), tasks.get("xnli").test, "sw")
     assert len(rows) and set(rows["language"]) == {"sw"} and len(hub) == hub_calls
     mirror = tmp_path / "pod-cache"
@@ -136,16 +151,17 @@ def test_stage_once_then_offline_reads_come_from_the_store(config, staged, hub, 
     assert data.fingerprint(tasks.get("xnli"), tasks.get("xnli").test, "sw").startswith("hub:google/xtreme:XNLI:test@")
 
 
-def test_staged_model_is_found_offline_by_snapshot_download(staged, tmp_path):
+def test_staged_model_is_found_offline_by_snapshot_download(config, staged, tmp_path):
     store = staged[0]
-    model = staging.HubModel("FacebookAI/xlm-roberta-tiny-test")
+    (model,) = staging.inputs(config)[1]  # at the commit the plan pinned
     files = store.manifest(model.prefix)["files"]
-    assert not any("/blobs/" in f for f in files) and len(files) == 3  # refs/main + the two snapshot files
+    assert not any("/blobs/" in f for f in files) and len(files) == 2  # the two snapshot files of the commit
     cache = tmp_path / "pod-hf-cache"
-    assert staging.fetch_model({"hub": model.name, "revision": None}, store, cache) == cache / model.cache_folder
+    assert staging.fetch_model({"hub": model.name, "revision": model.revision}, store, cache) == \
+        cache / model.cache_folder
     from huggingface_hub._snapshot_download import snapshot_download  # the real one, never the stand-in
 
-    folder = Path(snapshot_download(model.name, cache_dir=cache, local_files_only=True))
+    folder = Path(snapshot_download(model.name, revision=model.revision, cache_dir=cache, local_files_only=True))
     assert json.loads((folder / "config.json").read_text()) == {"model_type": "xlm-roberta"}
     assert staging.fetch_model({"store": "jobs/x/output"}, store, cache) is None  # not a Hub model
 

@@ -226,3 +226,29 @@ def test_jobs_read_the_plan_s_commits(hub, monkeypatch):
     # without a plan's pins a Hub source reads the declared ref, as before
     DataSource("hub").load(tasks.get("mnli"), tasks.get("mnli").train)
     assert asked[-1][3] is None
+
+
+def test_a_pushed_config_is_pinned_so_pods_plan_it_offline(tmp_path, monkeypatch, capsys):
+    """`xfer config push` of a config that reads the Hub stores it with every ref pinned (xfer/pin.py): an
+    offline pod plans it without a Hub call, to the very job ids the online plan has."""
+    from xfer import config as configs
+    from xfer.store import open_store
+
+    path = tmp_path / "hubby.yaml"
+    path.write_text(CONFIG)
+    online = build_plan(parse(CONFIG, "hubby.yaml"))
+    assert cli.main(["config", "push", str(path), "--store", f"file://{tmp_path / 'store'}"]) == 0
+    uri = capsys.readouterr().out.strip().splitlines()[-1]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pushed, _ = configs.load(uri)
+    assert set(pushed.revisions) == {"nyu-mll/glue", "Rowan/hellaswag", "google/xtreme"}
+    assert pushed.model.revision == next(r.sha for r in online.revisions if r.kind == "model")
+    offline = build_plan(pushed)
+    assert [j.id for j in offline.jobs if j.kind != "aggregate"] == [j.id for j in online.jobs if j.kind != "aggregate"]
+    # a config without Hub inputs is stored byte for byte
+    local = tmp_path / "local.yaml"
+    local.write_text(CONFIG.replace("data: hub", "data: bundled").replace("FacebookAI/xlm-roberta-base",
+                                                                           str(tmp_path)))
+    assert cli.main(["config", "push", str(local), "--store", f"file://{tmp_path / 'store'}"]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1].rsplit("/", 2)[-2:]
+    assert open_store(f"file://{tmp_path / 'store'}").get_bytes("/".join(key)) == local.read_bytes()

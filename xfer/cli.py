@@ -181,10 +181,13 @@ def cmd_config_push(args) -> int:
 
     config, sha = configs.load(args.config)
     store = open_store(_store_uri(args, config))
-    text = Path(args.config).read_bytes() if "://" not in args.config else None
-    key = f"configs/{sha}.yaml"
-    if text is not None:
-        store.put_bytes(key, text)
+    if "://" in args.config:  # already in a store
+        print(args.config)
+        return 0
+    from xfer.pin import push_key
+
+    key, text = push_key(args.config, config)
+    store.put_bytes(key, text)
     print(f"{store.uri.rstrip('/')}/{key}")
     return 0
 

@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from xfer.errors import XferError
+from xfer.errors import TemporaryFailure, XferError
 
 TEMPLATE_NAME = os.environ.get("XFER_WORKFLOW_TEMPLATE", "xfer-sweep")
 LARGE_TEMPLATE_NAME = "xfer-sweep-large"  # one child Workflow per start (argo/generate.py)
@@ -216,10 +216,14 @@ def cmd_submit(args) -> int:
     store = open_store(args.store or os.environ.get("XFER_STORE") or config.store)  # checks the URI, no I/O
     store_uri = store.uri
     namespace = _namespace()
-    config_key = f"configs/{sha}.yaml"  # where `xfer config push` puts it
+    pushed = None
     if "://" in args.config:
         config_uri = args.config  # already in a store: the pods read it from there
-    else:
+    else:  # what `xfer config push` puts there: Hub refs pinned, so that the pods plan offline (xfer/pin.py)
+        from xfer.pin import push_key
+
+        config_key, pushed = push_key(args.config, config)
+        sha = config_key.removeprefix("configs/").removesuffix(".yaml")
         config_uri = f"{store_uri.rstrip('/')}/{config_key}"
     if not store_uri.startswith("s3://"):
         print(
@@ -246,8 +250,8 @@ def cmd_submit(args) -> int:
     ):
         service.get_workflow_template(template, namespace=namespace)
 
-    if "://" not in args.config:
-        store.put_bytes(config_key, Path(args.config).read_bytes())  # the exact bytes: same sha256
+    if pushed is not None:
+        store.put_bytes(config_key, pushed)
 
     from hera.workflows import models as m
 
@@ -345,7 +349,7 @@ def _labels(workflow) -> dict[str, str]:
 
         config, sha = configs.load(uri)
         return {job.id: job.label for job in build_plan(config, sha).jobs}
-    except XferError as exc:
+    except (XferError, TemporaryFailure) as exc:
         print(f"xfer: note: job labels unavailable ({_one_line(exc, 120)})", file=sys.stderr)
         return {}
 

@@ -424,6 +424,10 @@ def export_labels(config_ref: str, out: Path) -> dict[str, list[str]]:
     if out.is_dir() and any(out.iterdir()):
         raise XferError(f"{out}: --out is not empty (give a new or empty folder)")
     data = DataSource(config.data)
+    if config.data == "hub":  # the commits the sweep's jobs read (xfer/revisions.py)
+        from xfer.plan import build_plan
+
+        data.pin(build_plan(config).dataset_revisions())
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
     partial.mkdir()
