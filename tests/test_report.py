@@ -196,7 +196,11 @@ def test_a_baseline_that_differs_between_intermediate_tasks_is_an_error():
                 "squad", 0, 1, "sw", "xnli"):
             r["value"] = 61.0
     with pytest.raises(XferError, match=r"budget-0 baseline xnli/sw/seed=1 accuracy"):
-        summarize(rows, None, LOW)
+        summarize(rows, None, LOW, shared_baseline=("mnli", "squad"))  # a sweep's: one shared run
+    # rows outside the sweep's shared baseline are systems of their own: each keeps its budget-0 numbers
+    summary = summarize(rows, None, LOW, shared_baseline=("mnli",))
+    assert row_of(summary, "squad", 0)["tasks"]["xnli"] == pytest.approx(HAND[("squad", 0)]["xnli"] + 0.5 / 3)
+    assert row_of(summary, "mnli", 0)["tasks"]["xnli"] == pytest.approx(HAND[("mnli", 0)]["xnli"])
 
 
 @pytest.mark.parametrize("change, message", [
@@ -281,14 +285,15 @@ def test_csv_missing_or_empty_file(tmp_path):
 # ------------------------------------------------------------------------------------------- report
 
 
-def test_write_report_writes_the_four_files(tmp_path):
+def test_write_report_writes_the_four_files_and_the_figures(tmp_path):
     out = tmp_path / "report"
     summary = write_report(sweep_rows(), None, LOW, out, title="test sweep")
-    assert sorted(p.name for p in out.iterdir()) == ["plot.png", "results.csv", "summary.json", "summary.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["heatmap-mnli.png", "heatmap-squad.png", "plot.png",
+                                                     "results.csv", "scatter.png", "summary.json", "summary.md"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary folder left behind
     assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     on_disk = json.loads((out / "summary.json").read_text())
-    assert on_disk == summary and list(on_disk) == ["title", "low_resource", "statistics", "rows"]
+    assert on_disk == summary and list(on_disk) == ["title", "low_resource", "statistics", "rows", "paired"]
     assert on_disk["title"] == "test sweep"
     assert on_disk["rows"][0]["tasks"]["xnli"] == summary["rows"][0]["tasks"]["xnli"]  # not rounded
     assert read_results_csv(out / "results.csv") == sorted(sweep_rows(), key=report._sort_key)

@@ -157,6 +157,8 @@ def _print_report(summary: dict, report_dir: Path) -> None:
     print(format_table(summary))
     names = [name for name in ("results.csv", "results_oracle.csv", "summary.md", "summary.json", "plot.png")
              if (report_dir / name).exists()]
+    names += sorted(p.name for p in report_dir.glob("heatmap-*.png")) + [p.name for p in [report_dir / "scatter.png"]
+                                                                         if p.exists()]
     print(f"report: {report_dir}/ ({', '.join(names)})")
 
 

@@ -204,6 +204,15 @@ class Selection(Strict):
                                                          "chosen ones (same results; for studying checkpoints)")
 
 
+class Report(Strict):
+    """The report's statistics (`xfer.report.paired`): the paired bootstrap over test examples against the
+    budget-0 baseline."""
+
+    bootstrap_resamples: int = Field(2000, ge=1000, le=10000, description="resamples of the paired bootstrap")
+    bootstrap_seed: int = Field(0, ge=0, lt=2**32, description="its RNG seed: the same results give the same "
+                                                               "intervals")
+
+
 def _revision_pins(value: dict[str, str]) -> dict[str, str]:
     """`revisions:` (xfer/revisions.py): Hub dataset id -> the commit sha to read it at."""
     for repo, sha in value.items():
@@ -232,6 +241,7 @@ class SweepConfig(Strict):
     revisions: Annotated[dict[str, str], AfterValidator(_revision_pins)] = Field(
         default_factory=dict, description="data: hub: dataset id -> commit sha to read it at (default: the "
                                           "commit its ref points at when planning)")
+    report: Report = Report()
 
     _target_hparams = field_validator("target_hparams")(classmethod(lambda cls, v: _check_hparam_overrides(v)))
 

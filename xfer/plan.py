@@ -352,5 +352,6 @@ def build_plan(cfg: SweepConfig, config_sha256: str = "", reuse: Mapping[str, tu
     plan.add("aggregate", {
         "name": cfg.name, "cells": cells,
         "low_resource": {"name": low_name, "languages": sorted(low_langs), "criterion": criterion},
+        "report": cfg.report.model_dump(),
     }, tuple(cell["job"] for cell in cells))
     return plan
