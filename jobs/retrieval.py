@@ -1,7 +1,8 @@
 """Retrieval evaluation straight from the intermediate encoder (no target training): for every language,
 mean-pool one hidden layer and retrieve the nearest English sentence by cosine similarity (Tatoeba), or mine
 sentence pairs with a threshold chosen on the language's sample gold (BUCC; `results.json` records each
-language's threshold under "thresholds"). Sentences are embedded in length-sorted batches, stopping the
+language's threshold under "thresholds"), and each test example's score
+(`examples/<task>/test-<lang>.safetensors`). Sentences are embedded in length-sorted batches, stopping the
 encoder at the pooled layer (bf16 on CUDA). SIGTERM ends the job at once (exit 75): it has no training to
 keep, and its retry starts over."""
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from xfer import determinism, formats, tasks, tokens
+from xfer import determinism, example_scores, formats, tasks, tokens
 from xfer import model as models
 from xfer.config import Hparams
 
@@ -36,6 +37,8 @@ def run(job, ctx) -> None:
             scores[lang], predicted = fmt.evaluate(encoder, task, task.test, rows, tokenizer, hp, ctx.device,
                                                    layer=p["layer"], lang=lang, dev=dev)
             fmt.write_predictions(predicted, predictions / f"test-{lang}.tsv")
+            example_scores.write(example_scores.compute(task, task.test, rows, predicted, lang),
+                                 out / example_scores.relpath(task.name, lang))
             if dev is not None:
                 thresholds[lang] = predicted.threshold
     results = {"job": job.id, "task": task.name, "layer": p["layer"], "metrics": scores,

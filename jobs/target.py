@@ -29,7 +29,8 @@ features found: QA answers repaired or dropped) and, under `tasks` {task: ...}, 
 - `selection`: the points, the chosen ones, whether the oracle pass ran (`oracle_pass`), and every point's
   dev scores of that task (`history`);
 and each task's test predictions at the default point in XTREME's submission layout
-(`predictions/<task>/test-<lang>.*`).
+(`predictions/<task>/test-<lang>.*`), with each test example's score beside them
+(`examples/<task>/test-<lang>.safetensors`, `xfer.example_scores`: what the report's paired bootstrap resamples).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import json
 import logging
 import shutil
 
-from xfer import determinism, formats, preemption, selection, tasks, tokens
+from xfer import determinism, example_scores, formats, preemption, selection, tasks, tokens
 from xfer import model as models
 from xfer.checkpoint import Checkpoints, Snapshots
 from xfer.config import Hparams, Selection
@@ -231,6 +232,9 @@ def run(job, ctx) -> None:
         predictions.mkdir(parents=True)
         for lang in p["tasks"][task.name]["languages"]:
             fmt.write_predictions(kept[task.name][lang], predictions / f"test-{lang}.tsv")  # QA writes .json
+            rows = test_set(task, lang)[0]  # and each test example's score, for the paired bootstrap
+            example_scores.write(example_scores.compute(task, task.test, rows, kept[task.name][lang], lang),
+                                 out / example_scores.relpath(task.name, lang))
     (out / "results.json").write_text(json.dumps({
         "job": job.id, "seed": p["seed"], "steps": steps, "train_loss": result["loss"],
         "tokens": counts.as_dict(), "training_data": getattr(features, "notes", {}), "tasks": per_task}, indent=1))

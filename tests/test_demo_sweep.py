@@ -176,6 +176,30 @@ def test_the_sweep_computes_little_padding(demo_run):
     assert totals["inference"][0] / totals["inference"][1] >= 0.90
 
 
+def test_the_report_gives_paired_differences_dose_response_and_figures(demo_run):
+    """One seed: every cell and every average of every intermediate task and budget has its difference from
+    the budget-0 baseline with a paired-bootstrap 95% interval and p-value, from the per-example test scores
+    the target and retrieval jobs committed; a dose-response line per task and group; heatmaps and scatter."""
+    summary = json.loads((demo_run["report"] / "summary.json").read_text())
+    paired = summary["paired"]
+    assert paired["method"].startswith("paired bootstrap over test examples")
+    config = load(str(DEMO))[0]
+    rows = {(r["intermediate_task"], r["budget"]): r for r in paired["rows"]}
+    assert set(rows) == {(t, b) for t in config.intermediate.tasks for b in config.intermediate.budgets if b}
+    n_cells = sum(len(config.languages(t)) for t in config.targets)
+    for row in rows.values():
+        assert row["unavailable"] == {} and len(row["cells"]) == n_cells
+        entries = row["cells"] + list(row["tasks"].values()) + [row[k] for k in (
+            "low_resource", "high_resource", "overall", "avg_over_tasks", "avg_over_categories")]
+        for entry in entries:
+            low, high = entry["ci95"]
+            assert low <= entry["delta"] <= high and 0 < entry["p_value"] <= 1
+    groups = {(d["intermediate_task"], d["group"]) for d in paired["dose_response"]}
+    assert groups == {(t, g) for t in config.intermediate.tasks for g in ("low_resource", "high_resource")}
+    files = {p.name for p in demo_run["report"].iterdir()}
+    assert {f"heatmap-{t}.png" for t in config.intermediate.tasks} | {"scatter.png"} <= files
+
+
 def test_every_job_committed_with_checksums(demo_run):
     store = open_store(f"file://{demo_run['store']}")
     plan = build_plan(load(str(DEMO))[0])
