@@ -195,7 +195,7 @@ def test_the_report_gives_paired_differences_dose_response_and_figures(demo_run)
             low, high = entry["ci95"]
             assert low <= entry["delta"] <= high and 0 < entry["p_value"] <= 1
     groups = {(d["intermediate_task"], d["group"]) for d in paired["dose_response"]}
-    assert groups == {(t, g) for t in config.intermediate.tasks for g in ("low_resource", "high_resource")}
+    assert groups == {(t, g) for t in config.intermediate.tasks for g in ("low_resource", "high_resource", "overall")}
     files = {p.name for p in demo_run["report"].iterdir()}
     assert {f"heatmap-{t}.png" for t in config.intermediate.tasks} | {"scatter.png"} <= files
 

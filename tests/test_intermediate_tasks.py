@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xfer import cli, tasks
+from xfer import cli, preemption, tasks
 from xfer import model as models
 from xfer.config import Hparams, parse
 from xfer.context import JobContext
@@ -151,7 +151,7 @@ def test_mixture_job_resumes_bit_exactly_after_preemption(sweep, tmp_path):
             os.kill(os.getpid(), signal.SIGTERM)
 
     ctx = JobContext(sweep["config"], sweep["plan"], store, tmp_path / "work", on_progress=kill_at_4)
-    with pytest.raises(Preempted, match="stopped by SIGTERM at step 4"):
+    with preemption.handling_sigterm(), pytest.raises(Preempted, match="stopped by SIGTERM at step 4"):
         jobs.run(job, ctx)
     assert not store.is_committed(job.output)
     jobs.run(job, JobContext(sweep["config"], sweep["plan"], store, tmp_path / "work2"))
@@ -188,7 +188,7 @@ def test_snli_row_without_gold_is_dropped_from_the_features():
     from xfer.formats import classification
 
     class Tokenizer:  # enough of a tokenizer for the classification format
-        def __call__(self, first, second, truncation, max_length):
+        def __call__(self, first, second, truncation, max_length, return_attention_mask=True):
             return {"input_ids": [[1, 2]] * len(first), "attention_mask": [[1, 1]] * len(first)}
 
     snli = tasks.splits(tasks.get("anli").train)[-1]

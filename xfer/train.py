@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from typing import Callable, Collection, Sequence
+from typing import Callable, Collection, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -85,7 +85,7 @@ def batches_for(dataset: Sequence, hp: Hparams, seed: int) -> TrainBatches:
     """The batch order of a dataset of features under `hp` (length-grouped unless `hp.batching` is random, or
     the features hold no token ids to measure)."""
     grouping = getattr(hp, "batching", "length")
-    if not len(dataset) or "input_ids" not in dataset[0]:
+    if not len(dataset) or not isinstance(dataset[0], Mapping) or "input_ids" not in dataset[0]:
         grouping = "random"
     lengths = lengths_of(dataset) if grouping == "length" else None
     return TrainBatches(len(dataset), hp.batch_size, seed, lengths, grouping)
