@@ -2,7 +2,9 @@
 (results.csv, summary.md, summary.json, plot.png, the heatmaps and the scatter; results_oracle.csv for the
 oracle selection). Cells whose job has no committed output, or whose results.json is unreadable (invalid JSON,
 the wrong shape, a value that is not a percentage, or failing the store's verification), are reported as
-missing with the reason, never averaged over. The report is committed to `reports/<name>/<job id>/` and
+missing with the reason, never averaged over. Run by the runner (`ctx.repair_inputs`), a results.json failing
+verification is first recomputed: the store quarantines it, the runner reruns the job that wrote it and then
+this one (a cell whose job cannot be recomputed is then reported missing). The report is committed to `reports/<name>/<job id>/` and
 `reports/<name>/latest.json` points at it. Runs every time: it is cheap and its inputs may have filled in.
 
 The default results are the English-dev-selected ones (`metrics` of a target job's results.json, under
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from xfer import example_scores, tasks
 from xfer.errors import StoreError, XferError
+from xfer.store import CorruptOutput
 from xfer.languages import LOW_RESOURCE_PRESETS, LOW_RESOURCE_SOURCE
 from xfer.report import EXPLICIT, ORACLE_FILE, TASK_METRICS, Bootstrap, Cell, LowResourceSet, write_report
 from xfer.report.paired import NO_EXAMPLES
@@ -44,12 +47,17 @@ class Unreadable(Exception):
     """A committed results.json that cannot be used; str(e) says why."""
 
 
-def _results(store, prefix: str) -> dict | None:
-    """The committed results.json of `prefix` (None: not committed); Unreadable when it is corrupt."""
+def _results(store, prefix: str, repair: bool = False) -> dict | None:
+    """The committed results.json of `prefix` (None: not committed); Unreadable when it is corrupt (or, with
+    `repair`, the store's CorruptOutput, so that the runner recomputes the job that wrote it)."""
     if not store.is_committed(prefix):
         return None
     try:
         data = json.loads(store.read_committed(prefix, "results.json"))
+    except CorruptOutput as exc:
+        if repair:
+            raise
+        raise Unreadable(str(exc)) from None
     except StoreError as exc:
         raise Unreadable(str(exc)) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -93,7 +101,7 @@ def _metrics(values, task: str, lang: str, where: str) -> dict[str, float]:
     return out
 
 
-def collect(params: dict, store) -> dict:
+def collect(params: dict, store, repair: bool = False) -> dict:
     """Everything the report needs from the store: {"rows": default rows of every usable cell, "expected": every
     cell the plan expects, "oracle_rows", "default_used": {reason: {"task/lang", ...}} of the oracle rows that
     keep the default selection, "oracle_ran": whether any target job ran the oracle pass, "missing_reasons":
@@ -110,7 +118,7 @@ def collect(params: dict, store) -> dict:
         prefix = f"jobs/{cell['job']}/output"
         if prefix not in cache:
             try:
-                results = _results(store, prefix)
+                results = _results(store, prefix, repair)
                 files = set(store.manifest(prefix)["files"]) if results is not None else set()
                 cache[prefix] = (results, files, None)
             except Unreadable as exc:
@@ -184,7 +192,7 @@ def run(job, ctx, extra_rows: list[dict] = ()) -> dict:
     `intermediate_task` its own system (its budget 0 is not the sweep's shared baseline); they have no oracle
     selection and no per-example scores."""
     p = job.params
-    found = collect(p, ctx.store)
+    found = collect(p, ctx.store, ctx.repair_inputs)
     sweep_tasks = sorted({c["intermediate_task"] for c in p["cells"]})
     clash = sorted({r["intermediate_task"] for r in extra_rows} & set(sweep_tasks))
     if clash:

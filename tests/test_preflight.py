@@ -64,8 +64,9 @@ def test_each_injected_fault_is_one_line_naming_the_split(broken, capsys):
     expected = {
         "missing split": ("data: panx test de (google/xtreme PAN-X.de test): no data for google/xtreme PAN-X.de "
                           "test"),
-        "wrong column type": ("data: panx test es (google/xtreme PAN-X.es test): column 'tokens' (tokens) is "
-                              "string, expected list[string]"),
+        "wrong column type": ("data: panx test es (google/xtreme PAN-X.es test): "
+                              f"{broken.root / 'hub' / 'google' / 'xtreme' / 'PAN-X.es' / 'test.jsonl'}:1: column "
+                              "'tokens': 'María Mensah nació en Lagos .' is not a list of strings"),
         "out-of-range label": ("data: mnli train en (nyu-mll/glue mnli train): 3 rows with labels out of range "
                                "(e.g. 7;"),
         "misaligned answer": ("data: squad train en (rajpurkar/squad plain_text train): 10 rows with answers not "
@@ -77,7 +78,7 @@ def test_each_injected_fault_is_one_line_naming_the_split(broken, capsys):
     # the plan cannot be made either (it fingerprints the missing file); everything else passes
     assert {line.split(":")[1].strip() for line in failures} == {"data", "store", "plan"}
     assert "data: panx test en (google/xtreme PAN-X.en test)" not in "\n".join(failures)
-    assert "encoder into the span_qa head" in out and "round trip es" in out
+    assert "encoder into the span_qa head" in out and "round trip en" in out
     assert out.strip().splitlines()[-1].endswith(f"{len(failures)} failed, 0 warnings")
 
 

@@ -23,6 +23,7 @@ class JobContext:
     work: Path  # local scratch and model cache
     report_dir: Path | None = None  # where `aggregate` writes the report locally
     on_progress: Callable[[int, int], None] | None = None  # (steps done, steps total) of the job's training
+    repair_inputs: bool = False  # a corrupt input raises CorruptOutput (the runner recomputes its producer)
     _data: DataSource | None = field(default=None, repr=False)
 
     @property

@@ -29,7 +29,7 @@ import sys
 import time
 import traceback
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -69,14 +69,17 @@ def is_done(job: Job, store: Store) -> bool:
 
 
 def _run_repairing(job: Job, ctx: JobContext) -> None:
-    """jobs.run, recomputing first the job of any input that turns out corrupt (each at most once)."""
+    """jobs.run, recomputing first the job of any input that turns out corrupt (each at most once). The
+    aggregate, which reports a missing cell rather than failing, is run once more without repairs when a
+    recompute fails (that cell is then missing, with its reason)."""
     import jobs
 
     producers = {other.output: other for other in ctx.plan.jobs}
     recomputed: set[str] = set()
+    repairing = replace(ctx, repair_inputs=True)
     while True:
         try:
-            return jobs.run(job, ctx)
+            return jobs.run(job, repairing)
         except CorruptOutput as exc:
             producer = producers.get(exc.prefix)
             if producer is None or producer.id == job.id or producer.id in recomputed:
@@ -86,6 +89,10 @@ def _run_repairing(job: Job, ctx: JobContext) -> None:
                         job.label, exc.prefix, producer.label, producer.id)
             outcome = run_job(producer, ctx, if_running="wait")
             if outcome.status not in ("done", "skipped") or not ctx.store.is_committed(producer.output):
+                if job.kind == "aggregate":
+                    log.warning("%s: %s (%s) could not be recomputed (%s); its cells are reported missing",
+                                job.label, producer.label, producer.id, outcome.reason)
+                    return jobs.run(job, ctx)
                 raise XferError(f"needs {producer.label} ({producer.id}), whose output was corrupt and could "
                                 f"not be recomputed: {outcome.reason}") from None
 

@@ -74,9 +74,9 @@ import time
 import uuid
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from xfer.errors import StoreError, TemporaryFailure, XferError
+from xfer.uris import check_endpoint_url
 from xfer.store import (ATTEMPTS, CANDIDATES, MARKER, MANIFEST, MiB, Committed, Store, StoreUnavailable, _check_key,
                         _norm_prefix, _one_line, _sha256_file, marker_bytes)
 
@@ -138,17 +138,8 @@ def redact(text: str) -> str:
 
 
 def _endpoint(url: str | None) -> str | None:
-    if not url:
-        return None
-    try:
-        parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise XferError(f"$XFER_S3_ENDPOINT_URL={redact(url)!r}: not an endpoint URL (expected http://host[:port] "
-                        "or https://host[:port])")
-    return url.strip()
+    """The endpoint URL checked as the CLI checks it (`xfer.uris`: http(s), a host, no credentials in it)."""
+    return check_endpoint_url(url.strip()) if url else None
 
 
 class _Corrupted(Exception):

@@ -8,10 +8,11 @@ checkpoint carries the recent step losses). Multi-task training (`TaskMixture`) 
 each step trains on is drawn from a seeded stream too. Optimizer state is saved as safetensors tensors, never
 pickled.
 
-Kept off the step's critical path: batches are collated (and pinned, on CUDA) by a background thread a few
-steps ahead; losses are accumulated on the device and read only at checkpoints, every `CHECK_EVERY` steps
-(a NaN/inf loss then fails the job, nothing is reported from it) and at the end; AdamW is fused and TF32 is
-on for float32 matmuls on CUDA (`xfer.model.device`). SIGTERM (`xfer.preemption`) commits a checkpoint at
+Kept off the step's critical path: on CUDA, batches are collated and pinned by a background thread a few
+steps ahead (on the CPU they are collated inline: a second thread would only take cores from the step);
+losses are accumulated on the device and read only at checkpoints, every `CHECK_EVERY` steps (a NaN/inf
+loss then fails the job, nothing is reported from it) and at the end; AdamW is fused (one kernel over all
+parameters, on the CPU and CUDA) and TF32 is on for float32 matmuls on CUDA (`xfer.model.device`). SIGTERM (`xfer.preemption`) commits a checkpoint at
 the next step boundary and raises `Preempted`.
 """
 
@@ -34,7 +35,8 @@ from xfer.errors import Preempted, XferError
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 LOSS_WINDOW = 50  # the reported loss is the mean over the last this many steps
 CHECK_EVERY = 100  # steps between checks that the loss is finite (one device sync each)
-PREFETCH = 4  # micro-batches collated ahead of the step
+PREFETCH = 4  # micro-batches collated ahead of the step (CUDA)
+FUSED_ADAMW = ("cpu", "cuda")  # devices with a fused AdamW kernel
 
 
 class TaskMixture:
@@ -108,7 +110,7 @@ def optimizer(model: torch.nn.Module, hp: Hparams, device: torch.device | None =
         if param.requires_grad:
             (no_decay if name.endswith(NO_DECAY) else decay).append(param)
     groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fused = device is not None and device.type == "cuda"
+    fused = device is not None and device.type in FUSED_ADAMW
     return torch.optim.AdamW(groups, lr=hp.lr, eps=hp.adam_eps, **({"fused": True} if fused else {}))
 
 
@@ -134,6 +136,23 @@ def load_optimizer_tensors(opt: torch.optim.Optimizer, flat: dict[str, torch.Ten
         index, name = key.split(".", 1)
         state.setdefault(int(index), {})[name] = value
     opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
+
+
+class Inline:
+    """`make(k)` for k in [start, stop), made on demand in the calling thread: on the CPU the step and the
+    collation share the same cores, so a second thread only contends with the step's own threads."""
+
+    def __init__(self, make: Callable[[int], dict], start: int, stop: int):
+        self._make, self._next, self._stop = make, start, stop
+
+    def next(self) -> dict:
+        if self._next >= self._stop:
+            raise StopIteration
+        self._next += 1
+        return self._make(self._next - 1)
+
+    def close(self) -> None:
+        pass
 
 
 class Prefetch:
@@ -255,7 +274,8 @@ def train(
             on_checkpoint(done, model, opt, losses_so_far(done))
             checkpointed[0] = done
 
-    feed = Prefetch(make, start_step * hp.grad_accum, total_steps * hp.grad_accum, pin=device.type == "cuda")
+    first, stop = start_step * hp.grad_accum, total_steps * hp.grad_accum
+    feed = Prefetch(make, first, stop, pin=True) if device.type == "cuda" else Inline(make, first, stop)
     try:
         with preemption.deferred():
             for step in range(start_step, total_steps):
