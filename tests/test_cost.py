@@ -81,3 +81,24 @@ def test_the_paper_sweep_is_estimated_offline_from_modelled_data(capsys, tmp_pat
     hours = sum(line["gpu_hours"] for line in estimate["lines"])
     assert 5 < hours < 50  # at 25% MFU of an H100: the order of magnitude of the paper's sweep
     assert tasks.get("ccg").user_files  # why ccg was dropped
+
+
+def test_the_cost_is_estimated_offline_without_pinned_revisions(capsys, tmp_path, monkeypatch):
+    """No Hub to resolve revisions: `--cost` still prints the table (job ids are provisional, which the cost
+    does not depend on) and says so in one line; a plain `xfer plan` still refuses, naming the setting."""
+    from xfer import revisions
+
+    raw = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
+    raw["intermediate"] = {"tasks": ["mnli", "squad"], "budgets": [0, 1000]}
+    raw["targets"] = {"xnli": {}, "panx": {}}
+    config = tmp_path / "paper.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    revisions.cache_clear()
+    assert cli.main(["plan", str(config), "--cost"]) == 0
+    out = capsys.readouterr()
+    assert "what sweep 'paper-steps' will compute" in out.out
+    (note,) = out.err.strip().splitlines()
+    assert note.startswith("note: ") and "not resolved" in note and "job ids below are provisional" in note
+    assert cli.main(["plan", str(config)]) == 2
+    assert "pin" in capsys.readouterr().err

@@ -89,6 +89,22 @@ def _load(args):
     return config, build_plan(config, sha, _reuse(args, config))
 
 
+def _load_for_cost(args):
+    """The plan for `--cost`, made even where Hub revisions cannot be resolved (they do not change the cost)."""
+    from xfer import config as configs
+    from xfer import revisions
+    from xfer.plan import build_plan
+
+    config, sha = configs.load(args.config)
+    with revisions.provisional() as missed:
+        plan = build_plan(config, sha)
+    if missed:
+        print(f"note: {len(missed)} Hub revision(s) not resolved ({', '.join(r.repo for r in missed[:3])}"
+              f"{', ...' if len(missed) > 3 else ''}): {missed[0].via.removeprefix('not resolved: ')}; job ids "
+              "below are provisional, the cost does not depend on them", file=sys.stderr)
+    return config, plan
+
+
 def _reuse(args, config):
     """`--reuse-outputs-of OLD_PLAN.json`: the committed jobs of an earlier plan, taken over on purpose where
     only the code differs (docs/provenance.md)."""
@@ -124,6 +140,10 @@ def _print_cost(args, config, plan) -> None:
 
 
 def cmd_plan(args) -> int:
+    if args.cost and not (args.pending_out or args.stages_out):
+        config, plan = _load_for_cost(args)
+        _print_cost(args, config, plan)
+        return 0
     config, plan = _load(args)
     if args.pending_out:
         _write_pending(args, config, plan)

@@ -7,7 +7,8 @@ The shas go into the job parameters (so an id changes when the data changes) and
 
 A config pins revisions itself with `revisions: {<dataset repo>: <commit sha>}` and `model.revision: <commit
 sha>`: a pinned repo needs no Hub call, which is how a plan is made offline (`HF_HUB_OFFLINE=1` or no
-network): an unpinned repo is then one error line naming it and the setting that pins it.
+network): an unpinned repo is then one error line naming it and the setting that pins it. Only `xfer plan
+--cost`, which does not depend on job ids, plans through that with placeholders (`provisional()`).
 
 Where the Parquet conversion branch is missing (it has been, for Cosmos QA and HellaSwag), the dataset's main
 revision is used when its files there are Parquet (`list_repo_refs`, `list_repo_files`); the record says so
@@ -19,8 +20,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Iterable, Literal, Mapping
+from typing import Iterable, Iterator, Literal, Mapping
 
 from xfer.errors import TemporaryFailure, XferError
 
@@ -64,7 +67,34 @@ def how_to_pin(repo: str, kind: Kind) -> str:
             else f"pin it in the config: revisions: {{{repo}: <commit sha>}}")
 
 
+class Offline(XferError):
+    """The Hub cannot be asked (HF_HUB_OFFLINE): pin the revision."""
+
+
 _cache: dict[tuple[str, str, str], Revision] = {}
+_provisional = threading.local()
+UNRESOLVED = "unresolved"  # the sha of a provisional revision: never a commit, so nothing can read at it
+
+
+@contextmanager
+def provisional() -> Iterator[list[Revision]]:
+    """Inside the block, a ref that cannot be resolved (offline, or the Hub unreachable) becomes a revision
+    whose sha is `UNRESOLVED` instead of an error; the list yielded collects them. For what does not depend
+    on job ids (`xfer plan --cost`); a plan made so is never run."""
+    _provisional.missed = []
+    try:
+        yield _provisional.missed
+    finally:
+        del _provisional.missed
+
+
+def _placeholder(repo: str, ref: str, kind: Kind, why: str) -> Revision | None:
+    missed = getattr(_provisional, "missed", None)
+    if missed is None:
+        return None
+    revision = Revision(repo, kind, ref, UNRESOLVED, f"not resolved: {why}")
+    missed.append(revision)
+    return revision
 
 
 def cache_clear() -> None:
@@ -80,7 +110,13 @@ def resolve(repo: str, ref: str | None, kind: Kind = "dataset", pin: str | None 
         return Revision(repo, kind, ref, ref, "pinned in the config")
     key = (kind, repo, ref)
     if key not in _cache:
-        _cache[key] = _ask_hub(repo, ref, kind)
+        try:
+            _cache[key] = _ask_hub(repo, ref, kind)
+        except (TemporaryFailure, Offline) as exc:  # not a problem of the repo (not found, gated, denied)
+            placeholder = _placeholder(repo, ref, kind, str(exc))
+            if placeholder is None:
+                raise
+            return placeholder
     return _cache[key]
 
 
@@ -89,7 +125,7 @@ def _ask_hub(repo: str, ref: str, kind: Kind) -> Revision:
 
     what = f"{kind} {repo}@{ref}"
     if offline():
-        raise XferError(f"offline (HF_HUB_OFFLINE is set): cannot resolve {what} to a commit; "
+        raise Offline(f"offline (HF_HUB_OFFLINE is set): cannot resolve {what} to a commit; "
                         f"{how_to_pin(repo, kind)}")
     api = hub_api()
     try:
@@ -105,7 +141,7 @@ def _ask_hub(repo: str, ref: str, kind: Kind) -> Revision:
     except errors.RepositoryNotFoundError as exc:
         raise XferError(f"{what}: repository not found on the Hub (or private: log in with HF_TOKEN)") from exc
     except errors.OfflineModeIsEnabled as exc:
-        raise XferError(f"offline: cannot resolve {what} to a commit; {how_to_pin(repo, kind)}") from exc
+        raise Offline(f"offline: cannot resolve {what} to a commit; {how_to_pin(repo, kind)}") from exc
     except Exception as exc:  # the network, a timeout, a 5xx, rate limiting: worth retrying, or pin it
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status in (401, 403):
@@ -146,7 +182,7 @@ def resolve_datasets(refs: Mapping[str, Iterable[str | None]], pins: Mapping[str
                         f"(it reads: {', '.join(sorted(refs))})")
     wanted = [(repo, ref or MAIN) for repo in sorted(refs) for ref in sorted({r or MAIN for r in refs[repo]})]
     unpinned = [repo for repo, _ in wanted if repo not in pins]
-    if unpinned and offline():
+    if unpinned and offline() and getattr(_provisional, "missed", None) is None:
         names = ", ".join(dict.fromkeys(unpinned))
         raise XferError(f"offline (HF_HUB_OFFLINE is set): cannot resolve dataset revisions of {names}; pin them "
                         f"in the config: revisions: {{{unpinned[0]}: <commit sha>, ...}}")
