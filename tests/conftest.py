@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -63,6 +64,20 @@ def s3_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path, monkeypatch):
+    """A fresh, empty store: a temporary folder, or a unique prefix in the rclone server's bucket (with a
+    short commit settle interval: rclone on loopback answers in milliseconds). A module defining its own
+    `store` fixture uses that one instead."""
+    from xfer.store import open_store
+
+    if request.param == "local":
+        return open_store(str(tmp_path / "store"))
+    server = request.getfixturevalue("s3_server")
+    monkeypatch.setenv("XFER_S3_COMMIT_SETTLE_SECONDS", "0.05")
+    return open_store(f"s3://{server.bucket}/t-{uuid.uuid4().hex[:10]}")
 
 
 class StandInHub:

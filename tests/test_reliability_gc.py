@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -34,15 +33,6 @@ def folder(tmp_path: Path, name: str, files: dict[str, bytes]) -> Path:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
     return root
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request, tmp_path, monkeypatch):
-    if request.param == "local":
-        return open_store(str(tmp_path / "store"))
-    server = request.getfixturevalue("s3_server")
-    monkeypatch.setenv("XFER_S3_COMMIT_SETTLE_SECONDS", "0.05")
-    return open_store(f"s3://{server.bucket}/gc-{uuid.uuid4().hex[:10]}")
 
 
 def test_gc_removes_what_no_plan_references(store, tmp_path, capsys):

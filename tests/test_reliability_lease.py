@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,6 @@ from xfer.errors import XferError
 from xfer.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request, tmp_path, monkeypatch):
-    if request.param == "local":
-        return open_store(str(tmp_path / "store"))
-    server = request.getfixturevalue("s3_server")
-    monkeypatch.setenv("XFER_S3_COMMIT_SETTLE_SECONDS", "0.05")
-    return open_store(f"s3://{server.bucket}/l-{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture

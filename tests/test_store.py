@@ -7,7 +7,6 @@ import random
 import re
 import socket
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,6 @@ TREE = {
     "weights/shards/part-0.bin": b"\x00\x01" * 999,
     "empty.txt": b"",
 }
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request, tmp_path, monkeypatch):
-    """A fresh, empty store: a temporary folder, or a unique prefix in the rclone server's bucket (with a
-    short commit settle interval: rclone on loopback answers in milliseconds)."""
-    if request.param == "local":
-        return open_store(str(tmp_path / "store"))
-    server = request.getfixturevalue("s3_server")
-    monkeypatch.setenv("XFER_S3_COMMIT_SETTLE_SECONDS", "0.05")
-    return open_store(f"s3://{server.bucket}/t-{uuid.uuid4().hex[:10]}")
 
 
 def committed_keys(store, prefix: str, rels) -> list[str]:
