@@ -6,7 +6,8 @@ Data: classification pairs whose token counts follow the MNLI length model of `x
 median 35, clipped to 256), random token ids; model: an XLM-R-architecture classifier (default 4 layers,
 hidden 256, 4 heads, feed-forward 1024), randomly initialised. Every variant trains the same number of steps
 of batch 32 (AdamW, linear schedule, grad clipping 1.0); real tokens are counted at the encoder's forward
-(`xfer.tokens`), time and tokens from the end of the warm-up steps to the last step (each variant's best of `--repeats`). Variants:
+(`xfer.tokens`), time and tokens from the end of the warm-up steps to the last step (each variant's best of
+`--repeats`). Variants:
 
     old      the training loop of xfer before this change (per-step permutation of the whole dataset, a sync
              per micro-step, HF's DataCollatorWithPadding, random batches), kept below as the baseline
@@ -190,7 +191,8 @@ def main() -> int:
             if name not in best or rate > best[name][0]:
                 best[name] = (rate, efficiency)
     print(f"model: {args.layers} layers, hidden {args.hidden}, {args.heads} heads; device {device}; "
-          f"{args.steps} steps ({args.warmup} untimed) of batch 32 on MNLI-like lengths ({args.rows} rows), best of {args.repeats}")
+          f"{args.steps} steps ({args.warmup} untimed) of batch 32 on MNLI-like lengths ({args.rows} rows), "
+          f"best of {args.repeats}")
     print(f"{'variant':<10} {'real tokens/s':>14} {'real/computed':>14} {'vs old':>8}")
     for name in args.only:
         rate, efficiency = best[name]

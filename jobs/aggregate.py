@@ -4,8 +4,8 @@ oracle selection). Cells whose job has no committed output, or whose results.jso
 the wrong shape, a value that is not a percentage, or failing the store's verification), are reported as
 missing with the reason, never averaged over. Run by the runner (`ctx.repair_inputs`), a results.json failing
 verification is first recomputed: the store quarantines it, the runner reruns the job that wrote it and then
-this one (a cell whose job cannot be recomputed is then reported missing). The report is committed to `reports/<name>/<job id>/` and
-`reports/<name>/latest.json` points at it. Runs every time: it is cheap and its inputs may have filled in.
+this one (a cell whose job cannot be recomputed is then reported missing). The report is committed to
+`reports/<name>/<job id>/` and `reports/<name>/latest.json` points at it. Runs every time: it is cheap and its inputs may have filled in.
 
 The default results are the English-dev-selected ones (`metrics` of a target job's results.json, under
 `tasks.<task>`: a target job may hold several tasks trained once; a retrieval job's are at the top). The
@@ -54,11 +54,9 @@ def _results(store, prefix: str, repair: bool = False) -> dict | None:
         return None
     try:
         data = json.loads(store.read_committed(prefix, "results.json"))
-    except CorruptOutput as exc:
-        if repair:
-            raise
-        raise Unreadable(str(exc)) from None
     except StoreError as exc:
+        if repair and isinstance(exc, CorruptOutput):
+            raise
         raise Unreadable(str(exc)) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Unreadable(f"invalid JSON ({exc})") from None

@@ -214,7 +214,8 @@ def test_credentials_in_the_endpoint_url_never_appear(silent_server, monkeypatch
     assert code == 2, out.err
     assert "hunter2secret" not in out.err + out.out
     (line,) = [line for line in out.err.splitlines() if line.strip()]
-    assert line.startswith("xfer: error: $XFER_S3_ENDPOINT_URL='http://***@127.0.0.1:") and "contains credentials" in line
+    assert line.startswith("xfer: error: $XFER_S3_ENDPOINT_URL='http://***@127.0.0.1:")
+    assert "contains credentials" in line
 
 
 # --- the local store: no retries, one-line errors --------------------------------------------------

@@ -88,8 +88,13 @@ def provisional() -> Iterator[list[Revision]]:
         del _provisional.missed
 
 
+def _missed() -> list[Revision] | None:
+    """The provisional revisions collected so far, or None outside `provisional()`."""
+    return getattr(_provisional, "missed", None)
+
+
 def _placeholder(repo: str, ref: str, kind: Kind, why: str) -> Revision | None:
-    missed = getattr(_provisional, "missed", None)
+    missed = _missed()
     if missed is None:
         return None
     revision = Revision(repo, kind, ref, UNRESOLVED, f"not resolved: {why}")
@@ -182,7 +187,7 @@ def resolve_datasets(refs: Mapping[str, Iterable[str | None]], pins: Mapping[str
                         f"(it reads: {', '.join(sorted(refs))})")
     wanted = [(repo, ref or MAIN) for repo in sorted(refs) for ref in sorted({r or MAIN for r in refs[repo]})]
     unpinned = [repo for repo, _ in wanted if repo not in pins]
-    if unpinned and offline() and getattr(_provisional, "missed", None) is None:
+    if unpinned and offline() and _missed() is None:
         names = ", ".join(dict.fromkeys(unpinned))
         raise XferError(f"offline (HF_HUB_OFFLINE is set): cannot resolve dataset revisions of {names}; pin them "
                         f"in the config: revisions: {{{unpinned[0]}: <commit sha>, ...}}")

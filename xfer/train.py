@@ -12,8 +12,8 @@ Kept off the step's critical path: on CUDA, batches are collated and pinned by a
 steps ahead (on the CPU they are collated inline: a second thread would only take cores from the step);
 losses are accumulated on the device and read only at checkpoints, every `CHECK_EVERY` steps (a NaN/inf
 loss then fails the job, nothing is reported from it) and at the end; AdamW is fused (one kernel over all
-parameters, on the CPU and CUDA) and TF32 is on for float32 matmuls on CUDA (`xfer.model.device`). SIGTERM (`xfer.preemption`) commits a checkpoint at
-the next step boundary and raises `Preempted`.
+parameters, on the CPU and CUDA) and TF32 is on for float32 matmuls on CUDA (`xfer.model.device`). SIGTERM
+(`xfer.preemption`) commits a checkpoint at the next step boundary and raises `Preempted`.
 """
 
 from __future__ import annotations
